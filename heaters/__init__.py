@@ -1,0 +1,1 @@
+"""Heaters: turn long videos into reviewed, exported, searchable clips."""

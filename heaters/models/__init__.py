@@ -1,0 +1,40 @@
+"""Every table, in one metadata, so Alembic sees them all."""
+
+from sqlmodel import SQLModel
+
+from heaters.models.artifact import EMBEDDING_MODELS, ClipArtifact, Embedding
+from heaters.models.clip import Clip, Cut
+from heaters.models.job import JobClaim
+from heaters.models.states import (
+    ClaimState,
+    ClipState,
+    GenerationStrategy,
+    KeyframeStrategy,
+    ReviewActionKind,
+    Role,
+    VideoState,
+)
+from heaters.models.user import ReviewAction, User
+from heaters.models.video import SourceVideo
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "EMBEDDING_MODELS",
+    "ClaimState",
+    "Clip",
+    "ClipArtifact",
+    "ClipState",
+    "Cut",
+    "Embedding",
+    "GenerationStrategy",
+    "JobClaim",
+    "KeyframeStrategy",
+    "ReviewAction",
+    "ReviewActionKind",
+    "Role",
+    "SourceVideo",
+    "User",
+    "VideoState",
+    "metadata",
+]

@@ -1,0 +1,163 @@
+"""The one typed configuration object, read from the environment (and `.env`) at start.
+
+Nothing else in Heaters reads `os.environ`: composition roots call `get_settings()` and hand values to
+adapters as arguments. Names follow the seed deployment guide where it has one (see README's table).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from heaters.errors import ConfigError
+
+# Written by `heaters up` (make run) so that a second shell's `heaters ...` finds the local stack.
+STACK_ENV_FILE = Path(".data/stack.env")
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=(str(STACK_ENV_FILE), ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    app_env: Literal["development", "test", "production"] = Field(
+        "development", validation_alias=_env("APP_ENV")
+    )
+    secret_key: SecretStr = Field(validation_alias=_env("SECRET_KEY", "SECRET_KEY_BASE"))
+    public_host: str = Field("127.0.0.1", validation_alias=_env("PUBLIC_HOST", "PHX_HOST"))
+    port: int = Field(3000, ge=1, le=65535, validation_alias=_env("PORT"))
+
+    database_url: str = Field(validation_alias=_env("DATABASE_URL"))
+    redis_url: str = Field(validation_alias=_env("REDIS_URL"))
+
+    s3_endpoint_url: str | None = Field(None, validation_alias=_env("S3_ENDPOINT_URL"))
+    s3_bucket: str = Field(validation_alias=_env("S3_BUCKET", "S3_BUCKET_NAME", "PROD_S3_BUCKET_NAME"))
+    aws_access_key_id: str | None = Field(None, validation_alias=_env("AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("AWS_SECRET_ACCESS_KEY"))
+    aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION"))
+    presign_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600, validation_alias=_env("PRESIGN_TTL_SECONDS"))
+
+    cloudfront_domain: str | None = Field(
+        None, validation_alias=_env("CLOUDFRONT_DOMAIN", "PROD_CLOUDFRONT_DOMAIN")
+    )
+    cloudfront_key_pair_id: str | None = Field(None, validation_alias=_env("CLOUDFRONT_KEY_PAIR_ID"))
+    cloudfront_private_key: SecretStr | None = Field(None, validation_alias=_env("CLOUDFRONT_PRIVATE_KEY"))
+
+    worker_queues: str | None = Field(None, validation_alias=_env("WORKER_QUEUES", "OBAN_QUEUES"))
+    scheduler_enabled: bool | None = Field(None, validation_alias=_env("SCHEDULER_ENABLED", "OBAN_SCHEDULER"))
+    dispatcher_cron: str = Field("* * * * *", validation_alias=_env("DISPATCHER_CRON"))
+    cleanup_cron: str = Field("0 */4 * * *", validation_alias=_env("PLAYBACK_CLEANUP_CRON"))
+
+    playback_cache_dir: Path = Field(Path("/tmp/heaters-playback"), validation_alias=_env("PLAYBACK_CACHE_DIR"))
+    playback_cache_max_age_minutes: int = Field(15, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_AGE_MINUTES"))
+    playback_cache_max_bytes: int = Field(1024**3, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_BYTES"))
+    playback_cache_min_free_bytes: int = Field(
+        500 * 1024**2, ge=0, validation_alias=_env("PLAYBACK_CACHE_MIN_FREE_BYTES")
+    )
+
+    work_dir: Path = Field(Path("/tmp/heaters-work"), validation_alias=_env("WORK_DIR"))
+    session_ttl_hours: int = Field(12, ge=1, le=24 * 30, validation_alias=_env("SESSION_TTL_HOURS"))
+
+    master_enabled: bool = Field(True, validation_alias=_env("MASTER_ENABLED"))
+    master_crf: int = Field(18, ge=0, le=51, validation_alias=_env("MASTER_CRF"))
+    proxy_crf: int = Field(28, ge=0, le=51, validation_alias=_env("PROXY_CRF"))
+    scene_detector: Literal["adaptive", "content", "histogram"] = Field(
+        "adaptive", validation_alias=_env("SCENE_DETECTOR")
+    )
+    scene_threshold: float | None = Field(None, gt=0, validation_alias=_env("SCENE_THRESHOLD"))
+    min_scene_seconds: float = Field(0.5, ge=0, validation_alias=_env("MIN_SCENE_SECONDS"))
+
+    ffmpeg_timeout_seconds: int = Field(6 * 3600, ge=1, validation_alias=_env("FFMPEG_TIMEOUT_SECONDS"))
+    ffprobe_timeout_seconds: int = Field(120, ge=1, validation_alias=_env("FFPROBE_TIMEOUT_SECONDS"))
+    ytdlp_timeout_seconds: int = Field(3 * 3600, ge=1, validation_alias=_env("YTDLP_TIMEOUT_SECONDS"))
+    job_max_attempts: int = Field(5, ge=1, le=50, validation_alias=_env("JOB_MAX_ATTEMPTS"))
+    job_lease_seconds: int = Field(120, ge=10, validation_alias=_env("JOB_LEASE_SECONDS"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if value.startswith("postgres://"):  # Render and Heroku hand out this spelling
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if not value.startswith(("postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+        return value
+
+    @model_validator(mode="after")
+    def _cloudfront_complete(self) -> Settings:
+        signing = [self.cloudfront_key_pair_id, self.cloudfront_private_key]
+        if any(signing) and not (all(signing) and self.cloudfront_domain):
+            raise ValueError(
+                "CLOUDFRONT_DOMAIN, CLOUDFRONT_KEY_PAIR_ID and CLOUDFRONT_PRIVATE_KEY must be set together"
+            )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """psycopg 3 is our driver; SQLAlchemy needs it named in the URL."""
+        if self.database_url.startswith("postgresql+psycopg://"):
+            return self.database_url
+        return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field is read from (its first alias)."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return field.upper()
+
+
+def describe_errors(error: ValidationError) -> str:
+    """Turn pydantic's report into lines that name the environment variable to fix."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        name = env_name(field) if field in Settings.model_fields else "configuration"
+        message = "is not set" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
+        lines.append(f"{name} {message}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate; raise ConfigError with one line per bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(f"Invalid configuration: {describe_errors(error)}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
