@@ -23,7 +23,9 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class Settings(BaseSettings):
+class WebSettings(BaseSettings):
+    """What the web server's own config (rxconfig.py) needs; no secrets, so a build can read it."""
+
     model_config = SettingsConfigDict(
         env_file=(str(STACK_ENV_FILE), ".env"),
         env_file_encoding="utf-8",
@@ -34,9 +36,23 @@ class Settings(BaseSettings):
     app_env: Literal["development", "test", "production"] = Field(
         "development", validation_alias=_env("APP_ENV")
     )
-    secret_key: SecretStr = Field(validation_alias=_env("SECRET_KEY", "SECRET_KEY_BASE"))
-    public_host: str = Field("127.0.0.1", validation_alias=_env("PUBLIC_HOST", "PHX_HOST"))
+    public_host: str = Field(
+        "127.0.0.1", validation_alias=_env("PUBLIC_HOST", "PHX_HOST", "RENDER_EXTERNAL_HOSTNAME")
+    )
     port: int = Field(3000, ge=1, le=65535, validation_alias=_env("PORT"))
+    # Where `heaters web` listens: 127.0.0.1 in development, 0.0.0.0 in a container.
+    bind_host: str = Field("127.0.0.1", validation_alias=_env("BIND_HOST"))
+
+    @property
+    def origins(self) -> list[str]:
+        """The origins browsers use to reach us: CORS and the websocket accept only these."""
+        local = [f"http://127.0.0.1:{self.port}", f"http://localhost:{self.port}"]
+        public = [f"https://{self.public_host}", f"http://{self.public_host}:{self.port}"]
+        return list(dict.fromkeys(local + public))
+
+
+class Settings(WebSettings):
+    secret_key: SecretStr = Field(validation_alias=_env("SECRET_KEY", "SECRET_KEY_BASE"))
 
     database_url: str = Field(validation_alias=_env("DATABASE_URL"))
     redis_url: str = Field(validation_alias=_env("REDIS_URL"))
@@ -46,7 +62,9 @@ class Settings(BaseSettings):
     aws_access_key_id: str | None = Field(None, validation_alias=_env("AWS_ACCESS_KEY_ID"))
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("AWS_SECRET_ACCESS_KEY"))
     aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION"))
-    presign_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600, validation_alias=_env("PRESIGN_TTL_SECONDS"))
+    presign_ttl_seconds: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, validation_alias=_env("PRESIGN_TTL_SECONDS")
+    )
 
     cloudfront_domain: str | None = Field(
         None, validation_alias=_env("CLOUDFRONT_DOMAIN", "PROD_CLOUDFRONT_DOMAIN")
@@ -59,8 +77,12 @@ class Settings(BaseSettings):
     dispatcher_cron: str = Field("* * * * *", validation_alias=_env("DISPATCHER_CRON"))
     cleanup_cron: str = Field("0 */4 * * *", validation_alias=_env("PLAYBACK_CLEANUP_CRON"))
 
-    playback_cache_dir: Path = Field(Path("/tmp/heaters-playback"), validation_alias=_env("PLAYBACK_CACHE_DIR"))
-    playback_cache_max_age_minutes: int = Field(15, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_AGE_MINUTES"))
+    playback_cache_dir: Path = Field(
+        Path("/tmp/heaters-playback"), validation_alias=_env("PLAYBACK_CACHE_DIR")
+    )
+    playback_cache_max_age_minutes: int = Field(
+        15, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_AGE_MINUTES")
+    )
     playback_cache_max_bytes: int = Field(1024**3, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_BYTES"))
     playback_cache_min_free_bytes: int = Field(
         500 * 1024**2, ge=0, validation_alias=_env("PLAYBACK_CACHE_MIN_FREE_BYTES")
@@ -111,7 +133,10 @@ class Settings(BaseSettings):
     @classmethod
     def _long_secret(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters (try: python -c 'import secrets; print(secrets.token_urlsafe(48))')")
+            raise ValueError(
+                "must be at least 32 characters (make one: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
         return value
 
     @model_validator(mode="after")
@@ -143,10 +168,16 @@ def describe_errors(error: ValidationError) -> str:
     """Turn pydantic's report into lines that name the environment variable to fix."""
     lines = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
-        name = env_name(field) if field in Settings.model_fields else "configuration"
-        message = "is not set" if item["type"] == "missing" else item["msg"].removeprefix("Value error, ")
-        lines.append(f"{name} {message}")
+        where = str(item["loc"][0]) if item["loc"] else ""  # the alias read, or the field's name
+        name = env_name(where) if where in Settings.model_fields else where or "configuration"
+        if item["type"] == "missing":
+            lines.append(f"{name} is not set")
+            continue
+        message = item["msg"].removeprefix("Value error, ")
+        if not where:  # a rule across variables already names them
+            lines.append(message)
+            continue
+        lines.append(f"{name}: {message[:1].lower()}{message[1:]}")
     return "; ".join(lines)
 
 

@@ -7,10 +7,11 @@ Create Date: 2026-11-29
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
-from alembic import op
 import pgvector.sqlalchemy
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -36,7 +37,7 @@ def upgrade() -> None:
         sa.Column("stage", sa.Text(), nullable=False),
         sa.Column("entity_id", sa.Integer(), nullable=False),
         sa.Column("state", sa.Text(), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("worker_id", sa.Text(), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),

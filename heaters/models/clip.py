@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Index, Integer, Text, text
-from sqlalchemy.dialects.postgresql import ExcludeConstraint, JSONB
+from sqlalchemy.dialects.postgresql import JSONB, ExcludeConstraint
 from sqlmodel import Field, SQLModel
 
 from heaters.models._base import Timestamp, created_at, optional_time, updated_at

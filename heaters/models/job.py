@@ -6,7 +6,7 @@ and `lease_until` is in the future; an expired lease is work the Dispatcher hand
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Column, Index, Text
+from sqlalchemy import CheckConstraint, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from heaters.models._base import Timestamp, created_at, optional_time, updated_at
@@ -26,7 +26,7 @@ class JobClaim(SQLModel, table=True):
     stage: str = Field(sa_column=Column(Text, nullable=False))
     entity_id: int
     state: str = Field(sa_column=Column(Text, nullable=False))
-    attempts: int = 0
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     worker_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     lease_until: Timestamp = optional_time()
     next_attempt_at: Timestamp = optional_time()

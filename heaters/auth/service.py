@@ -1,0 +1,65 @@
+"""The only writer of `users`: create, authenticate, ensure an admin exists."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from heaters.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
+from heaters.errors import HeatersError
+from heaters.models import Role, User
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class UserError(HeatersError):
+    """A user could not be created as asked."""
+
+
+def find_user(session: Session, username: str) -> User | None:
+    return session.exec(select(User).where(func.lower(User.username) == username.lower())).first()
+
+
+def create_user(session: Session, username: str, password: str, *, role: Role = Role.REVIEWER) -> User:
+    if not USERNAME_PATTERN.match(username):
+        raise UserError("Username must be 1-64 characters: letters, digits, '.', '_' or '-'.")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    if find_user(session, username) is not None:
+        raise UserError(f"A user named {username!r} already exists.")
+    user = User(username=username, password_hash=hash_password(password), role=role.value)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, username: str, password: str) -> User | None:
+    """The active user with these credentials, or None; records the login time."""
+    user = find_user(session, username.strip())
+    if (
+        not verify_password(user.password_hash if user else None, password)
+        or user is None
+        or not user.is_active
+    ):
+        return None
+    user.last_login_at = datetime.now(UTC)
+    session.add(user)
+    return user
+
+
+def active_user(session: Session, user_id: int) -> User | None:
+    user = session.get(User, user_id)
+    return user if user is not None and user.is_active else None
+
+
+def ensure_admin(session: Session, username: str = "admin") -> str | None:
+    """Create the first admin when there are no users; return its generated password, else None."""
+    if session.exec(select(func.count()).select_from(User)).one() > 0:
+        return None
+    password = secrets.token_urlsafe(12)
+    create_user(session, username, password, role=Role.ADMIN)
+    return password

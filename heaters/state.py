@@ -1,0 +1,77 @@
+"""Shared session state: who is signed in. Imports no page."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from heaters import routes
+from heaters.auth.tokens import read_token
+from heaters.auth.web import SessionUser, cookie_value, session_user
+from heaters.db import unit_of_work
+from heaters.settings import get_settings
+
+
+def _current_user(cookie_header: str) -> SessionUser | None:
+    settings = get_settings()
+    with unit_of_work() as session:
+        return session_user(
+            session,
+            cookie_value(cookie_header),
+            settings.secret_key.get_secret_value(),
+            settings.session_ttl_hours * 3600,
+        )
+
+
+class AuthState(rx.State):
+    """The HttpOnly session cookie arrives with the websocket handshake; the browser never reads it."""
+
+    username: str = ""
+    role: str = ""
+
+    @rx.var
+    def signed_in(self) -> bool:
+        """Gate protected content on the cookie itself, so a stale state never flashes it."""
+        settings = get_settings()
+        token = cookie_value(self.router.headers.cookie)
+        return (
+            read_token(token, settings.secret_key.get_secret_value(), settings.session_ttl_hours * 3600)
+            is not None
+        )
+
+    @rx.var
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def _requested_path(self) -> str:
+        path = self.router.url.path or routes.HOME
+        return f"{path}?{self.router.url.query}" if self.router.url.query else path
+
+    def _load_user(self) -> SessionUser | None:
+        user = _current_user(self.router.headers.cookie)
+        self.username, self.role = (user.username, user.role) if user else ("", "")
+        return user
+
+    @rx.event
+    def require_login(self) -> rx.event.EventSpec | None:
+        """on_load of every protected page: unknown, expired or deactivated users go to /login."""
+        if self._load_user() is None:
+            return rx.redirect(routes.login_with_next(self._requested_path()), replace=True)
+        return None
+
+    @rx.event
+    def require_admin(self) -> rx.event.EventSpec | None:
+        user = self._load_user()
+        if user is None:
+            return rx.redirect(routes.login_with_next(self._requested_path()), replace=True)
+        if not user.is_admin:
+            return [rx.redirect(routes.HOME, replace=True), rx.toast.error("That page is for admins only.")]  # type: ignore[return-value]
+        return None
+
+    @rx.event
+    def login_on_load(self) -> rx.event.EventSpec | None:
+        """A signed-in user who opens /login goes straight on."""
+        if self._load_user() is not None:
+            from heaters.auth.web import safe_next
+
+            return rx.redirect(safe_next(self.router.url.query_parameters.get("next")), replace=True)
+        return None

@@ -1,0 +1,1 @@
+"""Object storage: pure key naming and the boto3 adapter."""
