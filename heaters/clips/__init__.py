@@ -1,0 +1,1 @@
+"""Clips: the reviewable pieces of a video, derived from its cuts."""
