@@ -22,7 +22,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @db_app.command("upgrade")

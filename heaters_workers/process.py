@@ -1,0 +1,37 @@
+"""`heaters worker`: one Dramatiq process per queue, so each queue gets exactly its own concurrency."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from heaters.devstack.stack import ProcessGroup
+from heaters.errors import ConfigError
+from heaters.settings import get_settings
+from heaters_workers.queues import CONCURRENCY, Queue, allowed_names, parse_queues
+
+# Queues whose messages run for minutes: a busy process must not hoard messages another could run.
+LONG_RUNNING = {Queue.MEDIA_PROCESSING, Queue.EXPORTS}
+
+
+def worker_argv(queue: Queue) -> list[str]:
+    dramatiq = str(Path(sys.executable).with_name("dramatiq"))
+    threads = CONCURRENCY[queue]
+    return [dramatiq, "heaters_workers.run", "--queues", queue.value, "--processes", "1", "--threads", str(threads)]
+
+
+def worker_env(queue: Queue) -> dict[str, str]:
+    if queue in LONG_RUNNING:
+        return {"dramatiq_queue_prefetch": str(CONCURRENCY[queue])}
+    return {}
+
+
+def run_workers() -> int:
+    settings = get_settings()
+    queues = parse_queues(settings.worker_queues)
+    if not queues:
+        raise ConfigError(f"WORKER_QUEUES names no queue. Allowed: {', '.join(allowed_names())}")
+    group = ProcessGroup(stop_timeout=30.0)
+    for queue in queues:
+        group.start(f"worker:{queue.value}", worker_argv(queue), env=worker_env(queue))
+    return group.run()
