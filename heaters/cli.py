@@ -18,8 +18,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 users_app = typer.Typer(no_args_is_help=True, help="Reviewer and admin accounts.")
+videos_app = typer.Typer(no_args_is_help=True, help="Ingested videos and their clips.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+app.add_typer(videos_app, name="videos")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -67,6 +69,139 @@ def users_create(
     with unit_of_work() as session:
         user = create_user(session, name, password, role=Role.ADMIN if admin else Role.REVIEWER)
         console.print(f"Created {user.role} {user.username!r}.")
+
+
+def _use_broker() -> None:
+    """Messages from this process go to the configured Redis (they leave after each commit)."""
+    from heaters.settings import get_settings
+    from heaters_workers.broker import setup_broker
+
+    setup_broker(get_settings().redis_url)
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="An http(s) URL (yt-dlp) or a video file.")],
+    title: Annotated[str | None, typer.Option(help="Title (default: from yt-dlp or the file name).")] = None,
+) -> None:
+    """Ingest a video; prints its id (an existing video's id when it was ingested before)."""
+    from heaters.adapters import get_storage
+    from heaters.db import unit_of_work
+    from heaters.videos.ingest import ingest_file, ingest_url
+
+    _use_broker()
+    path = Path(source)
+    with unit_of_work() as session:
+        if path.exists():
+            result = ingest_file(session, get_storage(), path, title=title)
+        elif source.startswith(("http://", "https://")):
+            result = ingest_url(session, source, title=title)
+        else:
+            raise HeatersError(f"{source!r} is neither an existing file nor an http(s) URL.")
+    if not result.created:
+        err_console.print(f"Already ingested as video {result.video_id}.")
+    typer.echo(result.video_id)
+
+
+@app.command()
+def demo() -> None:
+    """Make a one-minute demo video with a dozen hard cuts (FFmpeg) and ingest it."""
+    import tempfile
+
+    from heaters.adapters import get_storage
+    from heaters.db import unit_of_work
+    from heaters.media.demo import make_demo_video
+    from heaters.settings import get_settings
+    from heaters.videos.ingest import ingest_file
+
+    _use_broker()
+    with tempfile.TemporaryDirectory(prefix="heaters-demo-") as tmp:
+        with console.status("Rendering the demo video with FFmpeg..."):
+            made = make_demo_video(
+                Path(tmp) / "heaters-demo.mp4", timeout=get_settings().ffmpeg_timeout_seconds
+            )
+        with unit_of_work() as session:
+            result = ingest_file(session, get_storage(), made.path, title="Heaters demo")
+    typer.echo(result.video_id)
+
+
+@app.command()
+def retry(video_id: Annotated[int, typer.Argument(help="The failed video's id.")]) -> None:
+    """Resume a failed video from the start of the stage that failed, with fresh attempts."""
+    from heaters.db import unit_of_work
+    from heaters.pipeline.dispatch import schedule
+    from heaters.videos import service
+
+    _use_broker()
+    with unit_of_work() as session:
+        stage = service.retry(session, video_id)
+        schedule(session, stage, video_id)
+    console.print(f"Video {video_id}: {stage.key} queued again.")
+
+
+@app.command()
+def dispatch() -> None:
+    """Run one Dispatcher sweep now (the scheduler does this every minute)."""
+    from heaters.db import unit_of_work
+    from heaters.pipeline.dispatch import sweep
+    from heaters.settings import get_settings
+
+    _use_broker()
+    with unit_of_work() as session:
+        sent = sweep(session, master_enabled=get_settings().master_enabled)
+    _print_json(sent)
+
+
+@videos_app.command("list")
+def videos_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every video with its state, progress, error and clips."""
+    from heaters.db import unit_of_work
+    from heaters.videos.repository import list_videos
+
+    with unit_of_work() as session:
+        videos = list_videos(session)
+    if as_json:
+        _print_json(videos)
+        return
+    table = Table(title="Videos")
+    for column in ("id", "title", "state", "progress", "clips", "error"):
+        table.add_column(column)
+    for v in videos:
+        progress = f"{v['progress']:.0f}%" if v["progress"] is not None else ""
+        table.add_row(
+            str(v["id"]), v["title"], v["state"], progress, str(len(v["clips"])), v["last_error"] or ""
+        )
+    console.print(table)
+
+
+@videos_app.command("show")
+def videos_show(
+    video_id: Annotated[int, typer.Argument(help="Video id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One video in full, with its clips."""
+    from heaters.db import unit_of_work
+    from heaters.videos.repository import show_video
+
+    with unit_of_work() as session:
+        video = show_video(session, video_id)
+    if as_json:
+        _print_json(video)
+        return
+    for key, value in video.items():
+        if key != "clips":
+            console.print(f"[bold]{key}[/bold]: {value}")
+    console.print(f"[bold]clips[/bold]: {len(video['clips'])}")
+    for clip in video["clips"]:
+        console.print(
+            f"  {clip['id']:>6}  {clip['identifier']:<28} [{clip['start_frame']}, {clip['end_frame']})  {clip['state']}"
+        )
 
 
 @app.command()

@@ -20,6 +20,7 @@ class Job:
     queue_name: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    delay_ms: int | None = None
 
 
 _pending: ContextVar[list[Job] | None] = ContextVar("heaters_pending_jobs", default=None)
@@ -36,9 +37,9 @@ def buffer() -> Iterator[list[Job]]:
         _pending.reset(token)
 
 
-def enqueue(actor_name: str, queue_name: str, *args: Any, **kwargs: Any) -> None:
-    """Queue a message; outside a unit of work it is sent at once."""
-    job = Job(actor_name, queue_name, args, kwargs)
+def enqueue(actor_name: str, queue_name: str, *args: Any, delay_ms: int | None = None, **kwargs: Any) -> None:
+    """Queue a message (optionally delayed); outside a unit of work it is sent at once."""
+    job = Job(actor_name, queue_name, args, kwargs, delay_ms)
     pending = _pending.get()
     if pending is None:
         send_all([job])
@@ -54,5 +55,5 @@ def send_all(pending: list[Job]) -> None:
         message: dramatiq.Message[Any] = dramatiq.Message(
             queue_name=job.queue_name, actor_name=job.actor_name, args=job.args, kwargs=job.kwargs, options={}
         )
-        broker.enqueue(message)
+        broker.enqueue(message, delay=job.delay_ms)
         log.info("job.sent %s %s", job.actor_name, job.args)

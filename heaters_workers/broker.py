@@ -33,6 +33,7 @@ def build_broker(redis_url: str) -> RedisBroker:
         Retries(max_retries=MAX_DRAMATIQ_RETRIES, min_backoff=5_000, max_backoff=300_000),
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=30),
+        SweepWorkDirs(),
     ):
         broker.add_middleware(middleware)
     return broker
@@ -43,3 +44,13 @@ def setup_broker(redis_url: str) -> RedisBroker:
     broker = build_broker(redis_url)
     dramatiq.set_broker(broker)
     return broker
+
+
+class SweepWorkDirs(dramatiq.Middleware):
+    """At worker boot, remove work directories that this host's killed workers left behind."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        from heaters.pipeline.runner import sweep_orphaned_work_dirs
+        from heaters.settings import get_settings
+
+        sweep_orphaned_work_dirs(get_settings().work_dir)

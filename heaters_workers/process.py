@@ -7,8 +7,8 @@ from pathlib import Path
 
 from heaters.devstack.stack import ProcessGroup
 from heaters.errors import ConfigError
+from heaters.queues import CONCURRENCY, Queue, allowed_names, parse_queues
 from heaters.settings import get_settings
-from heaters_workers.queues import CONCURRENCY, Queue, allowed_names, parse_queues
 
 # Queues whose messages run for minutes: a busy process must not hoard messages another could run.
 LONG_RUNNING = {Queue.MEDIA_PROCESSING, Queue.EXPORTS}
@@ -17,7 +17,16 @@ LONG_RUNNING = {Queue.MEDIA_PROCESSING, Queue.EXPORTS}
 def worker_argv(queue: Queue) -> list[str]:
     dramatiq = str(Path(sys.executable).with_name("dramatiq"))
     threads = CONCURRENCY[queue]
-    return [dramatiq, "heaters_workers.run", "--queues", queue.value, "--processes", "1", "--threads", str(threads)]
+    return [
+        dramatiq,
+        "heaters_workers.run",
+        "--queues",
+        queue.value,
+        "--processes",
+        "1",
+        "--threads",
+        str(threads),
+    ]
 
 
 def worker_env(queue: Queue) -> dict[str, str]:

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("inserted_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint(
-            "state IN ('running', 'succeeded', 'retrying', 'failed')", name="job_claims_state_check"
+            "state IN ('queued', 'running', 'succeeded', 'retrying', 'failed')", name="job_claims_state_check"
         ),
         sa.CheckConstraint("attempts >= 0", name="job_claims_attempts_check"),
         sa.PrimaryKeyConstraint("id"),

@@ -1,7 +1,9 @@
 """`job_claims`: the database's record of pipeline work (DESIGN point 4).
 
-One row per (stage, entity) for the entity's lifetime. It is a live claim while `state = 'running'`
-and `lease_until` is in the future; an expired lease is work the Dispatcher hands out again.
+One row per (stage, entity) for the entity's lifetime. `queued` means a message is on its way (until
+`lease_until`); `running` is a live claim while `lease_until` is in the future, extended by the job's
+heartbeat; an expired lease (a crashed worker, a lost message) is work the Dispatcher hands out again.
+`retrying` waits for `next_attempt_at`; `failed` waits for a human (`heaters retry`).
 """
 
 from __future__ import annotations

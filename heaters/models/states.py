@@ -41,6 +41,7 @@ class Role(StrEnum):
 
 
 class ClaimState(StrEnum):
+    QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     RETRYING = "retrying"

@@ -1,4 +1,8 @@
-"""The schedule's own ticks (periodiq): the Dispatcher every minute, playback cleanup every few hours."""
+"""The schedule's own ticks (periodiq): the Dispatcher every minute, playback cleanup every few hours.
+
+periodiq has no leader lock, so each tick claims its period in Postgres first: however many
+schedulers run, one tick does the work.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,39 @@ import logging
 import dramatiq
 from periodiq import cron
 
+from heaters.db import unit_of_work
+from heaters.pipeline.dispatch import claim_tick, sweep
+from heaters.pipeline.runner import sweep_orphaned_work_dirs
+from heaters.queues import Queue
 from heaters.settings import get_settings
-from heaters_workers.queues import Queue
 
 log = logging.getLogger(__name__)
 _settings = get_settings()
 
 
 @dramatiq.actor(
-    actor_name="schedule.dispatch", queue_name=Queue.DEFAULT.value, periodic=cron(_settings.dispatcher_cron)
+    actor_name="schedule.dispatch",
+    queue_name=Queue.DEFAULT.value,
+    max_retries=0,
+    periodic=cron(_settings.dispatcher_cron),
 )
 def dispatch_tick() -> None:
-    log.info("schedule.dispatch tick")
+    with unit_of_work() as session:
+        if not claim_tick(session, "dispatch"):
+            log.info("schedule.dispatch skipped: another scheduler's tick already ran this minute")
+            return
+        sweep(session, master_enabled=get_settings().master_enabled)
 
 
 @dramatiq.actor(
     actor_name="schedule.playback_cleanup",
-    queue_name=Queue.DEFAULT.value,
+    queue_name=Queue.MAINTENANCE.value,
+    max_retries=0,
     periodic=cron(_settings.cleanup_cron),
 )
 def playback_cleanup_tick() -> None:
-    log.info("schedule.playback_cleanup tick")
+    with unit_of_work() as session:
+        if not claim_tick(session, "playback_cleanup", period_seconds=300):
+            return
+    removed = sweep_orphaned_work_dirs(get_settings().work_dir)
+    log.info("schedule.playback_cleanup: removed %s orphaned work directories", len(removed))

@@ -1,0 +1,194 @@
+"""Runs one stage for one entity: claim, heartbeat, work directory, failure policy.
+
+Actors call `run_stage`; it never raises for a failure of the work itself: the claim row and the
+entity's state record it, and a retry is scheduled with backoff until the attempts run out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlmodel import Session
+
+from heaters import events
+from heaters.db import get_engine, unit_of_work
+from heaters.errors import HeatersError, PermanentError
+from heaters.pipeline import claims
+from heaters.pipeline.stages import Stage
+from heaters.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+FailureHandler = Callable[[Session, int, str], None]
+RetryNote = Callable[[Session, int, str], None]
+
+
+@dataclass
+class StageContext:
+    stage: Stage
+    entity_id: int
+    work_dir: Path
+    claim: claims.Claim
+    settings: Settings
+    on_progress: Callable[[float], None] | None = None
+    completed: bool = field(default=False, init=False)
+
+    def complete(self, session: Session) -> None:
+        """Mark the work done inside the transaction that writes its results."""
+        claims.succeed(session, self.claim)
+        self.completed = True
+
+    def progress(self, percent: float) -> None:
+        if self.on_progress is not None:
+            self.on_progress(percent)
+
+
+def error_message(error: BaseException) -> str:
+    """One line a human can act on: our own errors are written for people; others get their type."""
+    if isinstance(error, HeatersError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1] if text else 'no details'}"
+
+
+def _host_tag() -> str:
+    return socket.gethostname().replace("-", "_")
+
+
+@contextmanager
+def work_directory(root: Path, stage: Stage, entity_id: int) -> Iterator[Path]:
+    """One directory per job, removed when the job ends however it ends."""
+    name = f"{stage.key.replace('.', '_')}-{entity_id}-{_host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    path = root / name
+    path.mkdir(parents=True)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def sweep_orphaned_work_dirs(root: Path) -> list[Path]:
+    """Remove work directories this host's dead processes left behind (a SIGKILL skips `finally`)."""
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    host = _host_tag()
+    for path in root.iterdir():
+        parts = path.name.split("-")
+        if len(parts) != 5 or parts[2] != host or not parts[3].isdigit():
+            continue
+        pid = int(parts[3])
+        if pid == os.getpid() or Path(f"/proc/{pid}").exists():
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+class ProgressReporter:
+    """Write progress at most once a second (or per whole percent) and publish it as an event."""
+
+    def __init__(self, write: Callable[[float], None], *, min_interval: float = 1.0) -> None:
+        self.write, self.min_interval = write, min_interval
+        self.last_value, self.last_time = -100.0, 0.0
+
+    def __call__(self, percent: float) -> None:
+        now = time.monotonic()
+        if percent < 100 and now - self.last_time < self.min_interval and percent - self.last_value < 1:
+            return
+        self.last_value, self.last_time = percent, now
+        self.write(percent)
+
+
+def run_stage(
+    stage: Stage,
+    entity_id: int,
+    work: Callable[[StageContext], None],
+    *,
+    on_final_failure: FailureHandler,
+    on_retry: RetryNote | None = None,
+    on_progress: Callable[[int, float], None] | None = None,
+) -> None:
+    settings = get_settings()
+    engine = get_engine()
+    worker = claims.worker_identity()
+    with unit_of_work() as session:
+        claim = claims.claim(
+            session, stage, entity_id, lease_seconds=settings.job_lease_seconds, worker_id=worker
+        )
+        if claim is not None and claims.give_up_if_exhausted(session, claim, settings.job_max_attempts):
+            on_final_failure(
+                session,
+                entity_id,
+                f"Gave up after {settings.job_max_attempts} attempts: the worker stopped each time "
+                "(crashed, killed, or out of memory).",
+            )
+            claim = None
+    if claim is None:
+        log.info("%s.skipped %s: already queued elsewhere, running, done or failed", stage.key, entity_id)
+        return
+
+    progress = None
+    if on_progress is not None:
+        report = on_progress
+        progress = ProgressReporter(lambda pct: report(entity_id, pct))
+    started = time.monotonic()
+    log.info("%s.started %s (attempt %s)", stage.key, entity_id, claim.attempts)
+    try:
+        with (
+            claims.heartbeat(engine, claim, settings.job_lease_seconds),
+            work_directory(settings.work_dir, stage, entity_id) as work_dir,
+        ):
+            context = StageContext(stage, entity_id, work_dir, claim, settings, progress)
+            work(context)
+        if not context.completed:
+            with unit_of_work() as session:
+                claims.succeed(session, claim)
+        log.info("%s.finished %s in %.1f s", stage.key, entity_id, time.monotonic() - started)
+    except Exception as error:  # every failure is recorded; none escapes to Dramatiq's own retries
+        _record_failure(stage, entity_id, claim, error, settings, on_final_failure, on_retry)
+
+
+def _record_failure(
+    stage: Stage,
+    entity_id: int,
+    claim: claims.Claim,
+    error: Exception,
+    settings: Settings,
+    on_final_failure: FailureHandler,
+    on_retry: RetryNote | None,
+) -> None:
+    message = error_message(error)
+    permanent = isinstance(error, PermanentError)
+    log.error(
+        "%s.failed %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message, exc_info=not permanent
+    )
+    with unit_of_work() as session:
+        delay = claims.fail(
+            session, claim, message, permanent=permanent, max_attempts=settings.job_max_attempts
+        )
+        if delay is None:
+            on_final_failure(session, entity_id, message)
+        else:
+            if on_retry is not None:
+                attempt = f"Attempt {claim.attempts} of {settings.job_max_attempts}"
+                note = f"{attempt} failed: {message} (retrying in {delay:.0f} s)"
+                on_retry(session, entity_id, note)
+            schedule_retry(session, stage, entity_id, delay)
+    events.publish("stage.failed", stage=stage.key, entity_id=entity_id, error=message, final=delay is None)
+
+
+def schedule_retry(session: Session, stage: Stage, entity_id: int, delay_seconds: float) -> None:
+    """The claim is `retrying` until its time comes; the delayed message (or the Dispatcher) picks it up."""
+    from heaters import jobs
+
+    jobs.enqueue(stage.actor_name, stage.queue.value, entity_id, delay_ms=int(delay_seconds * 1000))

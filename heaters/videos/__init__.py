@@ -1,0 +1,1 @@
+"""Source videos: ingest, the pipeline stages that process them, and their state changes."""

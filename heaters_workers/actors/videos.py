@@ -1,0 +1,46 @@
+"""Video pipeline actors: each receives an id and hands it to the stage runner. Nothing else."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from heaters.pipeline.runner import run_stage
+from heaters.pipeline.stages import Stage
+from heaters.videos import stages as video_stages
+
+# Retries are ours (job_claims, with backoff and a cap), so Dramatiq's own are off for these actors.
+# TimeLimit cannot stop a thread blocked on a child process; every subprocess has its own timeout.
+OPTIONS = {"max_retries": 0, "time_limit": 24 * 3600 * 1000}
+
+
+def _run(stage: Stage, video_id: int, work: video_stages.StageWork) -> None:
+    run_stage(
+        stage,
+        video_id,
+        work,
+        on_final_failure=video_stages.fail_video(stage),
+        on_retry=video_stages.note_retry,
+        on_progress=video_stages.progress_writer(stage),
+    )
+
+
+@dramatiq.actor(actor_name=Stage.DOWNLOAD.actor_name, queue_name=Stage.DOWNLOAD.queue.value, **OPTIONS)
+def download(video_id: int) -> None:
+    _run(Stage.DOWNLOAD, video_id, video_stages.run_download)
+
+
+@dramatiq.actor(actor_name=Stage.ENCODE.actor_name, queue_name=Stage.ENCODE.queue.value, **OPTIONS)
+def encode(video_id: int) -> None:
+    _run(Stage.ENCODE, video_id, video_stages.run_encode)
+
+
+@dramatiq.actor(
+    actor_name=Stage.DETECT_SCENES.actor_name, queue_name=Stage.DETECT_SCENES.queue.value, **OPTIONS
+)
+def detect_scenes(video_id: int) -> None:
+    _run(Stage.DETECT_SCENES, video_id, video_stages.run_detect_scenes)
+
+
+@dramatiq.actor(actor_name=Stage.MASTER.actor_name, queue_name=Stage.MASTER.queue.value, **OPTIONS)
+def encode_master(video_id: int) -> None:
+    _run(Stage.MASTER, video_id, video_stages.run_encode_master)
