@@ -224,6 +224,14 @@ def doctor() -> None:
 
 
 @app.command()
+def up() -> None:
+    """Run the whole stack in the foreground (what `make run` does); Ctrl-C stops all of it."""
+    from heaters.up import run_up
+
+    raise typer.Exit(run_up())
+
+
+@app.command()
 def web(port: Annotated[int | None, typer.Option(help="Port (default: PORT or 3000).")] = None) -> None:
     """Serve the web app (frontend, API and websocket) on one port in production mode."""
     from heaters.webserver import exec_web

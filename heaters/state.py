@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from heaters import routes
 from heaters.auth.tokens import read_token
@@ -52,23 +53,23 @@ class AuthState(rx.State):
         return user
 
     @rx.event
-    def require_login(self) -> rx.event.EventSpec | None:
+    def require_login(self) -> EventSpec | None:
         """on_load of every protected page: unknown, expired or deactivated users go to /login."""
         if self._load_user() is None:
             return rx.redirect(routes.login_with_next(self._requested_path()), replace=True)
         return None
 
     @rx.event
-    def require_admin(self) -> rx.event.EventSpec | None:
+    def require_admin(self) -> EventSpec | list[EventSpec] | None:
         user = self._load_user()
         if user is None:
             return rx.redirect(routes.login_with_next(self._requested_path()), replace=True)
         if not user.is_admin:
-            return [rx.redirect(routes.HOME, replace=True), rx.toast.error("That page is for admins only.")]  # type: ignore[return-value]
+            return [rx.redirect(routes.HOME, replace=True), rx.toast.error("That page is for admins only.")]
         return None
 
     @rx.event
-    def login_on_load(self) -> rx.event.EventSpec | None:
+    def login_on_load(self) -> EventSpec | None:
         """A signed-in user who opens /login goes straight on."""
         if self._load_user() is not None:
             from heaters.auth.web import safe_next

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import reflex as rx
 from sqlalchemy import func
 from sqlmodel import select
@@ -30,7 +32,7 @@ class HomeState(rx.State):
             ).one()
 
 
-def _card(title: str, value: rx.Var | str, note: str, href: str) -> rx.Component:
+def _card(title: str, value: Any, note: str, href: str) -> rx.Component:
     return rx.link(
         rx.card(
             rx.vstack(
@@ -50,8 +52,8 @@ def home_page() -> rx.Component:
     return rx.vstack(
         rx.heading("Welcome, ", AuthState.username, size="6"),
         rx.hstack(
-            _card("Videos", HomeState.videos.to_string(), "ingested so far", routes.VIDEOS),
-            _card("Review", HomeState.pending_clips.to_string(), "clips waiting for review", routes.VIDEOS),
+            _card("Videos", HomeState.videos, "ingested so far", routes.VIDEOS),
+            _card("Review", HomeState.pending_clips, "clips waiting for review", routes.VIDEOS),
             _card("Search", "—", "similar clips, once clips are embedded", routes.HOME),
             spacing="4",
             wrap="wrap",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from heaters import events
 from heaters.adapters import get_storage
@@ -159,7 +159,7 @@ def run_detect_scenes(ctx: StageContext) -> None:
         min_scene_len_frames=min_len,
         expected_frame_count=frame_count,
         fps=fps,
-        on_progress=ctx.progress,
+        on_progress=lambda done, total: ctx.progress(100.0 * done / max(1, total)),
     )
     kept = merge_short_segments(detected, frame_count, min_len)
 
@@ -172,9 +172,8 @@ def run_detect_scenes(ctx: StageContext) -> None:
 
 
 def _has_scene_clips(session: Session, video_id: int) -> bool:
-    return (
-        session.execute(select(Clip.id).where(Clip.source_video_id == video_id).limit(1)).first() is not None
-    )  # type: ignore[arg-type]
+    query = select(col(Clip.id)).where(col(Clip.source_video_id) == video_id).limit(1)
+    return session.execute(query).first() is not None
 
 
 def write_cuts_and_clips(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 
 from heaters.pipeline.runner import run_stage
@@ -10,7 +12,7 @@ from heaters.videos import stages as video_stages
 
 # Retries are ours (job_claims, with backoff and a cap), so Dramatiq's own are off for these actors.
 # TimeLimit cannot stop a thread blocked on a child process; every subprocess has its own timeout.
-OPTIONS = {"max_retries": 0, "time_limit": 24 * 3600 * 1000}
+OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": 24 * 3600 * 1000}
 
 
 def _run(stage: Stage, video_id: int, work: video_stages.StageWork) -> None:

@@ -1,0 +1,41 @@
+# The two commands of the README. Both install whatever is missing first (idempotent).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export REFLEX_TELEMETRY_ENABLED := false
+export REFLEX_CHECK_LATEST_VERSION := false
+
+.PHONY: help run test bootstrap bootstrap-test lint typecheck bench clean
+
+help:
+	@echo "make run    install what is missing, then run the whole stack at http://127.0.0.1:3000"
+	@echo "make test   install what is missing, then run the whole test suite on throwaway services"
+
+bootstrap:
+	@scripts/bootstrap.sh run
+
+bootstrap-test:
+	@scripts/bootstrap.sh test
+
+run: bootstrap
+	@exec $(VENV)/bin/heaters up
+
+# pytest exits 5 when it collected no tests: that is a failure here, like any non-zero status.
+test: bootstrap-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+bench: bootstrap
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf .web .states $(VENV) .tools .mypy_cache .ruff_cache
