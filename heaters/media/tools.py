@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -45,8 +46,9 @@ StderrCallback = Callable[[str], bool | None]
 class MediaToolError(PermanentError):
     """A media tool exited non-zero; carries the command and the tail of its stderr."""
 
-    def __init__(self, cmd: Sequence[str], returncode: int | None, stderr_tail: str,
-                 message: str = "") -> None:
+    def __init__(
+        self, cmd: Sequence[str], returncode: int | None, stderr_tail: str, message: str = ""
+    ) -> None:
         self.cmd = list(cmd)
         self.returncode = returncode
         self.stderr_tail = stderr_tail
@@ -125,8 +127,9 @@ class _StderrTail:
         return "\n".join(self._lines)[-self._limit :]
 
 
-def _pump_stderr(stream: IO[bytes], tail: _StderrTail, on_line: StderrCallback | None,
-                 errors: list[BaseException]) -> None:
+def _pump_stderr(
+    stream: IO[bytes], tail: _StderrTail, on_line: StderrCallback | None, errors: list[BaseException]
+) -> None:
     """Split stderr on \\n and \\r (ffmpeg ends stats lines with \\r) and hand each line on."""
     pending = b""
     try:
@@ -148,8 +151,9 @@ def _pump_stderr(stream: IO[bytes], tail: _StderrTail, on_line: StderrCallback |
         _drain(stream)
 
 
-def _deliver(raw: bytes, tail: _StderrTail, on_line: StderrCallback | None,
-             errors: list[BaseException]) -> None:
+def _deliver(
+    raw: bytes, tail: _StderrTail, on_line: StderrCallback | None, errors: list[BaseException]
+) -> None:
     line = raw.decode("utf-8", errors="replace")
     consumed = False
     if on_line is not None and not errors:
@@ -193,6 +197,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+# If the worker that started a tool dies (SIGKILL, OOM), the tool dies too instead of running on as an
+# orphan in its own session. setpriv (util-linux) sets PR_SET_PDEATHSIG and execs: no preexec_fn, which
+# is unsafe in a threaded worker.
+_SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
+_DIE_WITH_PARENT: list[str] = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+
+
 def run_tool(
     args: Sequence[str],
     *,
@@ -216,7 +227,7 @@ def run_tool(
     deadline = started + timeout
     try:
         proc = subprocess.Popen(
-            [exe, *argv[1:]],
+            [*_DIE_WITH_PARENT, exe, *argv[1:]],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -234,8 +245,9 @@ def run_tool(
     out_chunks: list[bytes] = []
     readers = [
         threading.Thread(target=_pump_stderr, args=(proc.stderr, tail, on_stderr_line, errors), daemon=True),
-        threading.Thread(target=_pump_stdout, args=(proc.stdout, out_chunks, max_stdout_bytes, errors),
-                         daemon=True),
+        threading.Thread(
+            target=_pump_stdout, args=(proc.stdout, out_chunks, max_stdout_bytes, errors), daemon=True
+        ),
     ]
     for reader in readers:
         reader.start()

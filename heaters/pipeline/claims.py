@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from heaters.pipeline.policy import backoff_seconds, exhausted
+from heaters.pipeline.policy import BASE_BACKOFF_SECONDS, backoff_seconds, exhausted
 from heaters.pipeline.stages import Stage
 
 QUEUED_TTL_SECONDS = 3600  # a queued message not started within this is assumed lost and re-sent
@@ -105,10 +105,18 @@ def succeed(session: Session, claim: Claim) -> None:
     )
 
 
-def fail(session: Session, claim: Claim, error: str, *, permanent: bool, max_attempts: int) -> float | None:
+def fail(
+    session: Session,
+    claim: Claim,
+    error: str,
+    *,
+    permanent: bool,
+    max_attempts: int,
+    backoff_base: float = BASE_BACKOFF_SECONDS,
+) -> float | None:
     """Record a failure. Returns the delay before the next attempt, or None when the work has failed for good."""
     final = permanent or exhausted(claim.attempts, max_attempts)
-    delay = None if final else backoff_seconds(claim.attempts)
+    delay = None if final else backoff_seconds(claim.attempts, base=backoff_base)
     session.execute(
         text(
             "UPDATE job_claims SET state = :state, last_error = :error, lease_until = NULL, "

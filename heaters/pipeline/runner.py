@@ -76,6 +76,15 @@ def work_directory(root: Path, stage: Stage, entity_id: int) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+def _alive(pid: int) -> bool:
+    """A zombie (killed, not yet reaped) counts as dead: it will never finish its job."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def sweep_orphaned_work_dirs(root: Path) -> list[Path]:
     """Remove work directories this host's dead processes left behind (a SIGKILL skips `finally`)."""
     removed: list[Path] = []
@@ -87,7 +96,7 @@ def sweep_orphaned_work_dirs(root: Path) -> list[Path]:
         if len(parts) != 5 or parts[2] != host or not parts[3].isdigit():
             continue
         pid = int(parts[3])
-        if pid == os.getpid() or Path(f"/proc/{pid}").exists():
+        if pid == os.getpid() or _alive(pid):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
@@ -174,7 +183,12 @@ def _record_failure(
     )
     with unit_of_work() as session:
         delay = claims.fail(
-            session, claim, message, permanent=permanent, max_attempts=settings.job_max_attempts
+            session,
+            claim,
+            message,
+            permanent=permanent,
+            max_attempts=settings.job_max_attempts,
+            backoff_base=settings.job_backoff_seconds,
         )
         if delay is None:
             on_final_failure(session, entity_id, message)

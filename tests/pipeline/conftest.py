@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -39,7 +40,7 @@ def work_root(tmp_path: Path) -> Path:
 def pipeline_env(app_env: dict[str, str], work_root: Path, broker: Any) -> dict[str, str]:
     """Settings for workers in a test: short leases so a crash heals in seconds, a private work dir."""
     env = {**os.environ, **app_env, "WORK_DIR": str(work_root), "JOB_LEASE_SECONDS": "10",
-           "MASTER_ENABLED": "true", "JOB_MAX_ATTEMPTS": "3"}
+           "MASTER_ENABLED": "true", "JOB_MAX_ATTEMPTS": "3", "JOB_BACKOFF_SECONDS": "1"}
     _flush_queues(broker)
     return env
 
@@ -57,16 +58,23 @@ class Worker:
             stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
-    def pids(self) -> list[int]:
-        """The supervisor and every dramatiq process under it."""
-        out = subprocess.run(["ps", "-o", "pid=", "-g", str(self.proc.pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()]
+    def descendants(self) -> list[int]:
+        """The supervisor and everything under it (its dramatiq children run in their own sessions)."""
+        found, frontier = [self.proc.pid], [self.proc.pid]
+        while frontier:
+            out = subprocess.run(["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))],
+                                 capture_output=True, text=True).stdout
+            frontier = [int(p) for p in out.split()]
+            found += frontier
+        return found
 
     def kill(self) -> None:
-        """SIGKILL the whole group at once: no cleanup code runs anywhere, as in a crash or an OOM kill."""
+        """SIGKILL every process at once: no cleanup code runs anywhere, as in a crash or an OOM kill."""
         import signal
 
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in self.descendants():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
