@@ -39,8 +39,15 @@ def work_root(tmp_path: Path) -> Path:
 @pytest.fixture
 def pipeline_env(app_env: dict[str, str], work_root: Path, broker: Any) -> dict[str, str]:
     """Settings for workers in a test: short leases so a crash heals in seconds, a private work dir."""
-    env = {**os.environ, **app_env, "WORK_DIR": str(work_root), "JOB_LEASE_SECONDS": "10",
-           "MASTER_ENABLED": "true", "JOB_MAX_ATTEMPTS": "3", "JOB_BACKOFF_SECONDS": "1"}
+    env = {
+        **os.environ,
+        **app_env,
+        "WORK_DIR": str(work_root),
+        "JOB_LEASE_SECONDS": "10",
+        "MASTER_ENABLED": "true",
+        "JOB_MAX_ATTEMPTS": "3",
+        "JOB_BACKOFF_SECONDS": "1",
+    }
     _flush_queues(broker)
     return env
 
@@ -54,16 +61,21 @@ class Worker:
         self.log = log
         self.out = log.open("ab")
         self.proc = subprocess.Popen(
-            [HEATERS, "worker"], cwd=ROOT, env={**env, "WORKER_QUEUES": queues},
-            stdout=self.out, stderr=subprocess.STDOUT, start_new_session=True,
+            [HEATERS, "worker"],
+            cwd=ROOT,
+            env={**env, "WORKER_QUEUES": queues},
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def descendants(self) -> list[int]:
         """The supervisor and everything under it (its dramatiq children run in their own sessions)."""
         found, frontier = [self.proc.pid], [self.proc.pid]
         while frontier:
-            out = subprocess.run(["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))],
-                                 capture_output=True, text=True).stdout
+            out = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))], capture_output=True, text=True
+            ).stdout
             frontier = [int(p) for p in out.split()]
             found += frontier
         return found
@@ -117,17 +129,25 @@ def video_row(engine: Engine, video_id: int) -> dict[str, Any]:
 
 def clip_rows(engine: Engine, video_id: int) -> list[dict[str, Any]]:
     with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT * FROM clips WHERE source_video_id = :i ORDER BY start_frame"), {"i": video_id}
-        ).mappings().all()
+        rows = (
+            connection.execute(
+                text("SELECT * FROM clips WHERE source_video_id = :i ORDER BY start_frame"), {"i": video_id}
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
 
 
 def claim_row(engine: Engine, stage: str, entity_id: int) -> dict[str, Any] | None:
     with engine.connect() as connection:
-        row = connection.execute(
-            text("SELECT * FROM job_claims WHERE stage = :s AND entity_id = :e"), {"s": stage, "e": entity_id}
-        ).mappings().first()
+        row = (
+            connection.execute(
+                text("SELECT * FROM job_claims WHERE stage = :s AND entity_id = :e"), {"s": stage, "e": entity_id}
+            )
+            .mappings()
+            .first()
+        )
     return dict(row) if row else None
 
 
@@ -165,5 +185,6 @@ def collected_events(redis_url: str) -> Iterator[list[dict[str, Any]]]:
 
 
 def run_cli(env: dict[str, str], *args: str, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HEATERS, *args], cwd=ROOT, env=env, capture_output=True, text=True, input=input_text,
-                          timeout=300)
+    return subprocess.run(
+        [HEATERS, *args], cwd=ROOT, env=env, capture_output=True, text=True, input=input_text, timeout=300
+    )

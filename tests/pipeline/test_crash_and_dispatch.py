@@ -30,13 +30,18 @@ def _done(engine: Engine, video_id: int) -> bool:
 
 
 def test_a_worker_killed_mid_encode_is_replaced_and_the_video_completes(
-    engine: Engine, start_worker, pipeline_env: dict[str, str], work_root: Path, tmp_path: Path  # type: ignore[no-untyped-def]
+    engine: Engine,
+    start_worker,
+    pipeline_env: dict[str, str],
+    work_root: Path,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     source = _long_source(tmp_path)
     first = start_worker(MASTER_ENABLED="false")
     video_id = int(run_cli(pipeline_env, "ingest", str(source.path)).stdout.strip())
-    wait_for(lambda: _encoding_with_progress(engine, video_id), timeout=120, what="the encode to start",
-             logs=[first.log])
+    wait_for(
+        lambda: _encoding_with_progress(engine, video_id), timeout=120, what="the encode to start", logs=[first.log]
+    )
 
     first.kill()
     assert any(work_root.iterdir()), "the killed encode should have left its work directory behind"
@@ -47,7 +52,11 @@ def test_a_worker_killed_mid_encode_is_replaced_and_the_video_completes(
     time.sleep(11)  # the killed worker's 10 s lease runs out; nothing extends it any more
     result = run_cli({**pipeline_env, "MASTER_ENABLED": "false"}, "dispatch")
     sent = json.loads(result.stdout)
-    assert sent["video.encode"] == 1, (claim_row(engine, "video.encode", video_id), video_row(engine, video_id), result.stderr)
+    assert sent["video.encode"] == 1, (
+        claim_row(engine, "video.encode", video_id),
+        video_row(engine, video_id),
+        result.stderr,
+    )
     wait_for(lambda: _done(engine, video_id), timeout=240, what="the video to complete", logs=[second.log])
 
     claim = claim_row(engine, "video.encode", video_id)
@@ -60,13 +69,17 @@ def test_a_worker_killed_mid_encode_is_replaced_and_the_video_completes(
 
 
 def test_a_dispatcher_tick_during_a_running_encode_sends_nothing(
-    engine: Engine, start_worker, pipeline_env: dict[str, str], tmp_path: Path  # type: ignore[no-untyped-def]
+    engine: Engine,
+    start_worker,
+    pipeline_env: dict[str, str],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     source = _long_source(tmp_path)
     worker = start_worker(MASTER_ENABLED="false")
     video_id = int(run_cli(pipeline_env, "ingest", str(source.path)).stdout.strip())
-    wait_for(lambda: _encoding_with_progress(engine, video_id), timeout=120, what="the encode to start",
-             logs=[worker.log])
+    wait_for(
+        lambda: _encoding_with_progress(engine, video_id), timeout=120, what="the encode to start", logs=[worker.log]
+    )
 
     for _ in range(2):  # two schedulers' worth of sweeps while the encode holds its claim
         sent = json.loads(run_cli({**pipeline_env, "MASTER_ENABLED": "false"}, "dispatch").stdout)

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import Engine
 
 from heaters.adapters import get_storage
-
 from tests.media import synth
 from tests.pipeline.conftest import clip_rows, collected_events, run_cli, video_row, wait_for
 
@@ -27,7 +26,11 @@ def _ready(engine: Engine, video_id: int) -> bool:
 
 @pytest.mark.parametrize("fps", [Fraction(25), Fraction(30), Fraction(30000, 1001)], ids=["25", "30", "29.97"])
 def test_ingested_file_becomes_exact_pending_clips(
-    fps: Fraction, engine: Engine, start_worker, pipeline_env: dict[str, str], tmp_path: Path  # type: ignore[no-untyped-def]
+    fps: Fraction,
+    engine: Engine,
+    start_worker,
+    pipeline_env: dict[str, str],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     source = synth.make_cut_video(tmp_path / f"cuts-{float(fps):.2f}.mp4", fps=fps, scene_frames=SCENES)
     worker = start_worker()
@@ -43,9 +46,7 @@ def test_ingested_file_becomes_exact_pending_clips(
     assert video["last_error"] is None and video["progress"] is None
 
     clips = clip_rows(engine, video_id)
-    assert [(c["start_frame"], c["end_frame"]) for c in clips] == list(
-        zip((0, *CUTS), (*CUTS, TOTAL), strict=True)
-    )
+    assert [(c["start_frame"], c["end_frame"]) for c in clips] == list(zip((0, *CUTS), (*CUTS, TOTAL), strict=True))
     assert [c["clip_identifier"] for c in clips] == [f"{video_id}_segment_{i:03d}" for i in range(1, 8)]
     assert {c["ingest_state"] for c in clips} == {"pending_review"}
 
@@ -55,7 +56,8 @@ def test_ingested_file_becomes_exact_pending_clips(
     assert video["proxy_filepath"] == f"proxies/Cut_test_{video_id}_proxy.mp4"
 
     progress = [
-        e["progress"] for e in events
+        e["progress"]
+        for e in events
         if e["type"] == "video.progress" and e["video_id"] == video_id and e["stage"] == "video.encode"
     ]
     assert progress, "no encode progress was published"
