@@ -34,8 +34,15 @@ PROXY_MAX_FPS = Fraction(60)
 # Rates a proxy snaps to when the source's rate is within 0.05 % (phones report 30000/1001 as 2997/100);
 # 30 and 30000/1001 differ by 0.1 %, so the nearest one wins.
 STANDARD_RATES: tuple[Fraction, ...] = (
-    Fraction(24000, 1001), Fraction(24), Fraction(25), Fraction(30000, 1001), Fraction(30),
-    Fraction(48), Fraction(50), Fraction(60000, 1001), Fraction(60),
+    Fraction(24000, 1001),
+    Fraction(24),
+    Fraction(25),
+    Fraction(30000, 1001),
+    Fraction(30),
+    Fraction(48),
+    Fraction(50),
+    Fraction(60000, 1001),
+    Fraction(60),
 )
 
 PathLike = str | os.PathLike[str]
@@ -85,47 +92,114 @@ def proxy_scale_filter(max_long: int = PROXY_MAX_LONG_SIDE, max_short: int = PRO
     return f"scale=w={w}:h={h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
 
 
-def proxy_args(src: PathLike, dst: PathLike, *, fps: Fraction, crf: int = 28, preset: str = "fast",
-               audio_bitrate: str = "96k") -> list[str]:
+def proxy_args(
+    src: PathLike,
+    dst: PathLike,
+    *,
+    fps: Fraction,
+    crf: int = 28,
+    preset: str = "fast",
+    audio_bitrate: str = "96k",
+) -> list[str]:
     """All-intra, CFR, <=720p, even-sized H.264/AAC proxy; progress records go to stderr."""
     return [
-        FFMPEG, *_COMMON, "-i", os.fspath(src),
+        FFMPEG,
+        *_COMMON,
+        "-i",
+        os.fspath(src),
         *_MAP_VIDEO_AND_AUDIO,
-        "-vf", proxy_scale_filter(),
-        "-fps_mode", "cfr", "-r", _rate(_check_fps(fps)),
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-profile:v", "high", "-level:v", "4.2",
-        "-g", "1", "-keyint_min", "1", "-sc_threshold", "0",
-        "-c:a", "aac", "-b:a", audio_bitrate,
-        "-max_muxing_queue_size", "4096",  # sources whose audio starts late would otherwise abort
-        *_FASTSTART, "-f", "mp4",
-        "-progress", "pipe:2",
+        "-vf",
+        proxy_scale_filter(),
+        "-fps_mode",
+        "cfr",
+        "-r",
+        _rate(_check_fps(fps)),
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-profile:v",
+        "high",
+        "-level:v",
+        "4.2",
+        "-g",
+        "1",
+        "-keyint_min",
+        "1",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        audio_bitrate,
+        "-max_muxing_queue_size",
+        "4096",  # sources whose audio starts late would otherwise abort
+        *_FASTSTART,
+        "-f",
+        "mp4",
+        "-progress",
+        "pipe:2",
         os.fspath(dst),
     ]
 
 
-def master_args(src: PathLike, dst: PathLike, *, crf: int = 18, preset: str = "medium",
-                audio_bitrate: str = "256k") -> list[str]:
+def master_args(
+    src: PathLike, dst: PathLike, *, crf: int = 18, preset: str = "medium", audio_bitrate: str = "256k"
+) -> list[str]:
     """Archival H.264 High at full size, normal GOP with B-frames; the level is left to x264 (4K needs 5.x).
 
     Odd sizes lose one edge pixel row/column (crop, not a resample), since 4:2:0 needs even dimensions.
     """
     return [
-        FFMPEG, *_COMMON, "-i", os.fspath(src),
+        FFMPEG,
+        *_COMMON,
+        "-i",
+        os.fspath(src),
         *_MAP_VIDEO_AND_AUDIO,
-        "-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2",
-        "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-        "-profile:v", "high", "-g", "250", "-bf", "3",
-        "-c:a", "aac", "-b:a", audio_bitrate,
-        "-max_muxing_queue_size", "4096",
-        *_FASTSTART, "-f", "mp4",
-        "-progress", "pipe:2",
+        "-vf",
+        "crop=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-profile:v",
+        "high",
+        "-g",
+        "250",
+        "-bf",
+        "3",
+        "-c:a",
+        "aac",
+        "-b:a",
+        audio_bitrate,
+        "-max_muxing_queue_size",
+        "4096",
+        *_FASTSTART,
+        "-f",
+        "mp4",
+        "-progress",
+        "pipe:2",
         os.fspath(dst),
     ]
 
 
-def stream_copy_args(src: PathLike, dst: PathLike, *, start_frame: int, end_frame: int, fps: Fraction,
-                     frame_count: int | None = None) -> list[str]:
+def stream_copy_args(
+    src: PathLike,
+    dst: PathLike,
+    *,
+    start_frame: int,
+    end_frame: int,
+    fps: Fraction,
+    frame_count: int | None = None,
+) -> list[str]:
     """Frames [start_frame, end_frame) of an all-intra CFR proxy, copied without re-encoding.
 
     `-ss` before `-i` seeks to the last keyframe at or before the time, which in an all-intra file is
@@ -148,18 +222,31 @@ def stream_copy_args(src: PathLike, dst: PathLike, *, start_frame: int, end_fram
         raise ValueError(f"end_frame {end_frame} is past the video's {frame_count} frames")
     count = end_frame - start_frame
     return [
-        FFMPEG, *_COMMON,
-        "-ss", seconds_arg(frame_time(start_frame, fps)), "-i", os.fspath(src),
+        FFMPEG,
+        *_COMMON,
+        "-ss",
+        seconds_arg(frame_time(start_frame, fps)),
+        "-i",
+        os.fspath(src),
         *_MAP_VIDEO_AND_AUDIO,
-        "-frames:v", str(count), "-t", seconds_arg(Fraction(count) / fps),
-        "-c", "copy", "-avoid_negative_ts", "disabled",
-        *_FASTSTART, "-f", "mp4",
+        "-frames:v",
+        str(count),
+        "-t",
+        seconds_arg(Fraction(count) / fps),
+        "-c",
+        "copy",
+        "-avoid_negative_ts",
+        "disabled",
+        *_FASTSTART,
+        "-f",
+        "mp4",
         os.fspath(dst),
     ]
 
 
-def single_frame_args(src: PathLike, dst: PathLike, *, frame: int, fps: Fraction, quality: int = 2,
-                      max_width: int | None = None) -> list[str]:
+def single_frame_args(
+    src: PathLike, dst: PathLike, *, frame: int, fps: Fraction, quality: int = 2, max_width: int | None = None
+) -> list[str]:
     """One JPEG of exactly `frame` (any source, long-GOP too).
 
     Decoding seeks are accurate: ffmpeg decodes from the previous keyframe and drops frames before the
@@ -172,20 +259,46 @@ def single_frame_args(src: PathLike, dst: PathLike, *, frame: int, fps: Fraction
     seek = max(Fraction(0), (Fraction(frame) - Fraction(1, 2)) / fps)
     scale = ["-vf", f"scale=w='min({max_width},iw)':h=-2"] if max_width else []
     return [
-        FFMPEG, *_COMMON,
-        "-ss", seconds_arg(seek), "-i", os.fspath(src),
-        "-map", "0:v:0", *scale,
-        "-frames:v", "1", "-q:v", str(quality), "-abort_on", "empty_output", "-f", "image2", "-update", "1",
+        FFMPEG,
+        *_COMMON,
+        "-ss",
+        seconds_arg(seek),
+        "-i",
+        os.fspath(src),
+        "-map",
+        "0:v:0",
+        *scale,
+        "-frames:v",
+        "1",
+        "-q:v",
+        str(quality),
+        "-abort_on",
+        "empty_output",
+        "-f",
+        "image2",
+        "-update",
+        "1",
         os.fspath(dst),
     ]
 
 
 # ---- `-progress pipe:2` parsing -------------------------------------------------------------------------
 
-PROGRESS_KEYS = frozenset({
-    "frame", "fps", "bitrate", "total_size", "out_time_us", "out_time_ms", "out_time", "dup_frames",
-    "drop_frames", "speed", "progress",
-})
+PROGRESS_KEYS = frozenset(
+    {
+        "frame",
+        "fps",
+        "bitrate",
+        "total_size",
+        "out_time_us",
+        "out_time_ms",
+        "out_time",
+        "dup_frames",
+        "drop_frames",
+        "speed",
+        "progress",
+    }
+)
 _PROGRESS_LINE = re.compile(r"^(?P<key>[a-z0-9_]+)=(?P<value>.*)$")
 
 
@@ -213,8 +326,14 @@ class ProgressParser:
     always at the end. Without totals it only filters, and reports 100 at the end.
     """
 
-    def __init__(self, *, total_frames: int | None = None, total_seconds: float | None = None,
-                 on_progress: Callable[[float], None] | None = None, step: float = 1.0) -> None:
+    def __init__(
+        self,
+        *,
+        total_frames: int | None = None,
+        total_seconds: float | None = None,
+        on_progress: Callable[[float], None] | None = None,
+        step: float = 1.0,
+    ) -> None:
         self.total_frames = total_frames
         self.total_seconds = total_seconds
         self.on_progress = on_progress
@@ -269,8 +388,9 @@ class ProgressParser:
             self.on_progress(update.percent)
 
 
-def parse_progress(lines: Iterable[str], *, total_frames: int | None = None,
-                   total_seconds: float | None = None) -> list[ProgressUpdate]:
+def parse_progress(
+    lines: Iterable[str], *, total_frames: int | None = None, total_seconds: float | None = None
+) -> list[ProgressUpdate]:
     """All blocks in `lines` (other stderr lines are skipped): the pure form of `ProgressParser`."""
     parser = ProgressParser(total_frames=total_frames, total_seconds=total_seconds)
     updates = [parser.feed(line) for line in lines]

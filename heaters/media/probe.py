@@ -34,8 +34,14 @@ MAX_PLAUSIBLE_FPS = Fraction(240)
 _IMAGE_FORMATS = {"image2"}
 _STILL_CODECS = {"png", "mjpeg", "jpeg2000", "bmp", "tiff", "webp", "gif", "jpegls", "qoi", "pam", "ppm"}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_NETWORK_TROUBLE = ("Connection refused", "Connection timed out", "timed out", "Server returned 5",
-                    "Network is unreachable", "Temporary failure in name resolution")
+_NETWORK_TROUBLE = (
+    "Connection refused",
+    "Connection timed out",
+    "timed out",
+    "Server returned 5",
+    "Network is unreachable",
+    "Temporary failure in name resolution",
+)
 
 
 class UnsupportedMedia(PermanentError):
@@ -79,14 +85,34 @@ def is_url(path_or_url: str | os.PathLike[str]) -> bool:
 
 
 def probe_args(path_or_url: str | os.PathLike[str]) -> list[str]:
-    return [FFPROBE, "-v", "error", "-hide_banner", "-of", "json", "-show_format", "-show_streams",
-            os.fspath(path_or_url)]
+    return [
+        FFPROBE,
+        "-v",
+        "error",
+        "-hide_banner",
+        "-of",
+        "json",
+        "-show_format",
+        "-show_streams",
+        os.fspath(path_or_url),
+    ]
 
 
 def count_packets_args(path_or_url: str | os.PathLike[str], stream_index: int) -> list[str]:
-    return [FFPROBE, "-v", "error", "-hide_banner", "-of", "json", "-count_packets",
-            "-select_streams", str(stream_index), "-show_entries", "stream=nb_read_packets",
-            os.fspath(path_or_url)]
+    return [
+        FFPROBE,
+        "-v",
+        "error",
+        "-hide_banner",
+        "-of",
+        "json",
+        "-count_packets",
+        "-select_streams",
+        str(stream_index),
+        "-show_entries",
+        "stream=nb_read_packets",
+        os.fspath(path_or_url),
+    ]
 
 
 def probe(path_or_url: str | os.PathLike[str], *, timeout: float) -> MediaInfo:
@@ -108,8 +134,11 @@ def describe(data: dict[str, Any], *, frame_counter: Callable[[int], int | None]
     fmt: dict[str, Any] = data.get("format") or {}
     container = str(fmt.get("format_name") or "")
     has_audio = any(s.get("codec_type") == "audio" for s in streams)
-    videos = [s for s in streams if s.get("codec_type") == "video"
-              and not (s.get("disposition") or {}).get("attached_pic")]
+    videos = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
     if not videos:
         if has_audio:
             raise UnsupportedMedia("The file has no video stream (audio only).", reason="no_video")
@@ -121,34 +150,48 @@ def describe(data: dict[str, Any], *, frame_counter: Callable[[int], int | None]
 
     coded_w, coded_h = int(video.get("width") or 0), int(video.get("height") or 0)
     if coded_w <= 0 or coded_h <= 0:
-        raise UnsupportedMedia("The video stream has no picture size; the file may be damaged.",
-                               reason="no_size")
+        raise UnsupportedMedia(
+            "The video stream has no picture size; the file may be damaged.", reason="no_size"
+        )
     rotation = _rotation(video)
     width, height = (coded_h, coded_w) if rotation % 180 == 90 else (coded_w, coded_h)
 
     r_rate, avg_rate = _fraction(video.get("r_frame_rate")), _fraction(video.get("avg_frame_rate"))
     fps = choose_fps(r_rate, avg_rate)
     if fps is None:
-        raise UnsupportedMedia("The video's frame rate cannot be determined; the file may be damaged.",
-                               reason="no_frame_rate")
+        raise UnsupportedMedia(
+            "The video's frame rate cannot be determined; the file may be damaged.", reason="no_frame_rate"
+        )
 
     frame_count = _int(video.get("nb_frames"))
     if frame_count is None and frame_counter is not None:
         frame_count = frame_counter(int(video.get("index", 0)))
     if frame_count is None:
-        raise UnsupportedMedia("The video's frames cannot be counted; the file may be damaged.",
-                               reason="no_frames")
+        raise UnsupportedMedia(
+            "The video's frames cannot be counted; the file may be damaged.", reason="no_frames"
+        )
     if frame_count == 1 and codec in _STILL_CODECS:
         raise UnsupportedMedia(f"This is a still image ({codec}), not a video.", reason="still_image")
     if frame_count < MIN_FRAMES:
         noun = "frame" if frame_count == 1 else "frames"
-        raise UnsupportedMedia(f"The video has only {frame_count} {noun}; need at least {MIN_FRAMES}.",
-                               reason="too_few_frames")
+        raise UnsupportedMedia(
+            f"The video has only {frame_count} {noun}; need at least {MIN_FRAMES}.", reason="too_few_frames"
+        )
 
     duration = _float(video.get("duration")) or _float(fmt.get("duration")) or float(frame_count / fps)
-    return MediaInfo(fps=fps, frame_count=frame_count, duration_seconds=duration, width=width, height=height,
-                     has_audio=has_audio, video_codec=codec, container=container, rotation=rotation,
-                     r_frame_rate=r_rate, avg_frame_rate=avg_rate)
+    return MediaInfo(
+        fps=fps,
+        frame_count=frame_count,
+        duration_seconds=duration,
+        width=width,
+        height=height,
+        has_audio=has_audio,
+        video_codec=codec,
+        container=container,
+        rotation=rotation,
+        r_frame_rate=r_rate,
+        avg_frame_rate=avg_rate,
+    )
 
 
 def choose_fps(r_frame_rate: Fraction | None, avg_frame_rate: Fraction | None) -> Fraction | None:
@@ -185,14 +228,18 @@ def _explain_failure(source: str, exc: MediaToolError, remote: bool) -> Exceptio
     if remote and (isinstance(exc, MediaToolTimeout) or any(t in exc.stderr_tail for t in _NETWORK_TROUBLE)):
         return MediaUnreachable(f"The video could not be read from its URL right now: {detail or exc}")
     if isinstance(exc, MediaToolTimeout):
-        return UnsupportedMedia(f"Reading the file took longer than {exc.timeout:g} s; it may be damaged.",
-                                reason="timeout")
+        return UnsupportedMedia(
+            f"Reading the file took longer than {exc.timeout:g} s; it may be damaged.", reason="timeout"
+        )
     if not remote and "moov atom not found" in exc.stderr_tail and _looks_like_mp4(Path(source)):
         return UnsupportedMedia(
             "The MP4 file is incomplete: its index (moov atom) is missing, so the upload or download was "
-            "probably cut short. Upload the complete file again.", reason="truncated")
-    return UnsupportedMedia(f"This file is not a video FFmpeg can read: {detail or 'no details given'}",
-                            reason="not_media")
+            "probably cut short. Upload the complete file again.",
+            reason="truncated",
+        )
+    return UnsupportedMedia(
+        f"This file is not a video FFmpeg can read: {detail or 'no details given'}", reason="not_media"
+    )
 
 
 def useful_line(stderr: str, source: str) -> str:

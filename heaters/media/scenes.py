@@ -142,13 +142,20 @@ def detect_cuts(
     if abs(frames_read - expected_frame_count) > frame_count_tolerance:
         raise SceneDetectionError(
             f"The decoder read {frames_read} frames but ffprobe counted {expected_frame_count}; "
-            "the proxy is damaged or was not analysed to the end, so its cuts cannot be trusted.")
+            "the proxy is damaged or was not analysed to the end, so its cuts cannot be trusted."
+        )
     cuts = {cut.frame: cut for cut in found if 0 < cut.frame < expected_frame_count}
     return sorted(cuts.values())
 
 
-def _run(capture: Any, instance: Any, scores: _RecentScores, rate: Fraction, expected: int,
-         on_progress: ProgressCallback | None) -> tuple[list[DetectedCut], int]:
+def _run(
+    capture: Any,
+    instance: Any,
+    scores: _RecentScores,
+    rate: Fraction,
+    expected: int,
+    on_progress: ProgressCallback | None,
+) -> tuple[list[DetectedCut], int]:
     """Feed every decoded frame to the detector; returns the cuts with scores and the frames read."""
     found: list[DetectedCut] = []
     frame_index = 0
@@ -173,7 +180,8 @@ def _run(capture: Any, instance: Any, scores: _RecentScores, rate: Fraction, exp
             elif image.shape != first_shape:
                 raise SceneDetectionError(
                     f"Frame {frame_index} is {image.shape[1]}x{image.shape[0]}, unlike the first frame "
-                    f"({first_shape[1]}x{first_shape[0]}); the proxy is damaged.")
+                    f"({first_shape[1]}x{first_shape[0]}); the proxy is damaged."
+                )
             if downscale > 1.0:
                 size = (max(1, round(image.shape[1] / downscale)), max(1, round(image.shape[0] / downscale)))
                 image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
