@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 
 from heaters.adapters import get_storage
 from heaters.devstack.services import free_port
+from tests.fixtures.workers import claim_row, clip_rows, run_cli, video_row, wait_for
 from tests.media import synth
-from tests.pipeline.conftest import claim_row, clip_rows, run_cli, video_row, wait_for
 
 FAILED = {"download_failed", "encoding_failed", "detect_scenes_failed"}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from heaters.adapters import get_storage
+from tests.fixtures.workers import claim_row, clip_rows, run_cli, video_row, wait_for
 from tests.media import synth
-from tests.pipeline.conftest import claim_row, clip_rows, run_cli, video_row, wait_for
 
 
 def _long_source(tmp_path: Path) -> synth.SynthVideo:

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine
 
 from heaters.adapters import get_storage
+from tests.fixtures.workers import clip_rows, collected_events, run_cli, video_row, wait_for
 from tests.media import synth
-from tests.pipeline.conftest import clip_rows, collected_events, run_cli, video_row, wait_for
 
 # Scenes of irregular lengths: the cuts are their running sums.
 SCENES = (37, 29, 41, 33, 26, 45, 30)
