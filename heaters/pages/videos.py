@@ -135,7 +135,7 @@ def _ingest_forms() -> rx.Component:
             rx.form(
                 rx.vstack(
                     rx.text("Ingest from a URL", weight="bold"),
-                    rx.el.label("Video URL", html_for="url", class_name="sr-only"),
+                    rx.el.label("Video URL", html_for="url"),
                     rx.hstack(
                         rx.input(
                             id="url",

@@ -52,12 +52,17 @@ def sweep(session: Session, *, master_enabled: bool = True) -> dict[str, int]:
 
 
 def claim_tick(session: Session, name: str, period_seconds: int = 60) -> bool:
-    """One tick per period however many schedulers fire it (periodiq has no leader lock)."""
+    """One tick per period however many schedulers fire it (periodiq has no leader lock).
+
+    The claim lasts until the end of the current period (aligned to the clock, like cron), so a tick at
+    startup never swallows the next regular one.
+    """
     row = session.execute(
         text(
             """
             INSERT INTO job_claims (stage, entity_id, state, lease_until)
-            VALUES (:name, 0, 'succeeded', now() + make_interval(secs => :period - 5))
+            VALUES (:name, 0, 'succeeded',
+                    to_timestamp((floor(extract(epoch FROM now()) / :period) + 1) * :period - 1))
             ON CONFLICT (stage, entity_id) DO UPDATE
                SET lease_until = EXCLUDED.lease_until, attempts = job_claims.attempts + 1
              WHERE job_claims.lease_until <= now()

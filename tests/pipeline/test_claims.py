@@ -142,3 +142,13 @@ def test_two_schedulers_get_one_tick_per_period(engine: Engine) -> None:
         session.execute(text("UPDATE job_claims SET lease_until = now() WHERE stage = 'tick:dispatch'"))
     with unit_of_work() as session:
         assert claim_tick(session, "dispatch")
+
+
+def test_a_tick_claims_only_the_rest_of_its_clock_period(engine: Engine) -> None:
+    """A tick at startup (periodiq fires one) must not swallow the next regular tick."""
+    with unit_of_work() as session:
+        assert claim_tick(session, "fast", period_seconds=2)
+        assert not claim_tick(session, "fast", period_seconds=2)
+    time.sleep(2.05 - time.time() % 2)  # just past the next 2-second boundary
+    with unit_of_work() as session:
+        assert claim_tick(session, "fast", period_seconds=2)
