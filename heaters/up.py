@@ -93,18 +93,18 @@ def _ingest_demo_once(data_root: Path, log: ProcessGroup) -> None:
             result = ingest_file(session, get_storage(), made.path, title="Heaters demo")
         marker.write_text(f"{result.video_id}\n")
         path.unlink(missing_ok=True)
-        log._emit("up", f"demo video ingested as video {result.video_id}; its clips appear as soon as it is processed")
+        log.emit("up", f"demo video ingested as video {result.video_id}; its clips appear as soon as it is processed")
     except Exception as error:  # the demo is a convenience: report it, keep the stack running
-        log._emit("up", f"could not ingest the demo video: {error}")
+        log.emit("up", f"could not ingest the demo video: {error}")
 
 
 def _announce_when_ready(url: str, password: str | None, group: ProcessGroup) -> None:
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not group._wake.is_set():
+    while time.monotonic() < deadline and not group.stopping:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 login = f"admin / {password}" if password else "your admin account"
-                group._emit("up", f"Heaters is ready at {url}  (sign in as {login})")
+                group.emit("up", f"Heaters is ready at {url}  (sign in as {login})")
                 return
         except httpx.HTTPError:
             pass

@@ -259,6 +259,15 @@ class ProcessGroup:
                 self.out.write(f"{name:<{width}} | {line}\n")
                 self.out.flush()
 
+    def emit(self, name: str, line: str) -> None:
+        """Print a line of our own among the children's output."""
+        self._emit(name, line)
+
+    @property
+    def stopping(self) -> bool:
+        """True once a signal or a child's exit has asked everything to stop."""
+        return self._wake.is_set()
+
     def _pump(self, name: str, stream: IO[bytes]) -> None:
         with contextlib.suppress(ValueError, OSError):
             for raw in iter(stream.readline, b""):

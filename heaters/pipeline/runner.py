@@ -152,6 +152,7 @@ def run_stage(
         progress = ProgressReporter(lambda pct: report(entity_id, pct))
     started = time.monotonic()
     log.info("%s.started %s (attempt %s)", stage.key, entity_id, claim.attempts)
+    events.publish("stage.started", stage=stage.key, entity_id=entity_id, attempt=claim.attempts)
     try:
         with (
             claims.heartbeat(engine, claim, settings.job_lease_seconds),
@@ -162,7 +163,9 @@ def run_stage(
         if not context.completed:
             with unit_of_work() as session:
                 claims.succeed(session, claim)
-        log.info("%s.finished %s in %.1f s", stage.key, entity_id, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        log.info("%s.finished %s in %.1f s", stage.key, entity_id, elapsed)
+        events.publish("stage.finished", stage=stage.key, entity_id=entity_id, seconds=round(elapsed, 3))
     except Exception as error:  # every failure is recorded; none escapes to Dramatiq's own retries
         _record_failure(stage, entity_id, claim, error, settings, on_final_failure, on_retry)
 
