@@ -32,7 +32,7 @@ async def readyz(request: Request) -> JSONResponse:
     """Readiness: one entry per dependency; 503 when any is not ready."""
     results = await run_in_threadpool(readiness, get_engine(), get_redis(), get_storage())
     ok = all(r.ok for r in results)
-    body = {"status": "ready" if ok else "not ready", "checks": {r.name: r.as_dict() for r in results}}
+    body = {"status": "ready" if ok else "not ready", "checks": {r.name: r.public() for r in results}}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -260,7 +260,8 @@ def scheduler() -> None:
 def main() -> None:
     """Entry point: a HeatersError becomes one clear sentence and exit status 1, not a traceback."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns a command's exit code instead of exiting
+        sys.exit(code if isinstance(code, int) else 0)
     except HeatersError as error:
         err_console.print(f"[red]error:[/red] {error}")
         sys.exit(1)

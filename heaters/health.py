@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import redis
 from sqlalchemy import Engine, text
@@ -14,24 +14,34 @@ from heaters import migrations
 from heaters.storage.s3 import S3Storage
 
 
+class NotReady(Exception):
+    """A check's own finding, worded for anyone to read (no hosts, no credentials)."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
     name: str
     ok: bool
-    detail: str
+    detail: str  # full: for `heaters doctor` and the logs
+    summary: str  # safe to show on the unauthenticated /readyz
     elapsed_ms: float
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def public(self) -> dict[str, object]:
+        return {"ok": self.ok, "detail": self.summary, "elapsed_ms": self.elapsed_ms}
 
 
 def _timed(name: str, check: Callable[[], str]) -> CheckResult:
     started = time.perf_counter()
     try:
-        detail, ok = check(), True
+        detail = summary = check()
+        ok = True
+    except NotReady as error:
+        detail = summary = str(error)
+        ok = False
     except Exception as error:  # a readiness probe reports every failure; it must not raise
         detail, ok = f"{type(error).__name__}: {error}".strip()[:300], False
-    return CheckResult(name, ok, detail, round((time.perf_counter() - started) * 1000, 1))
+        summary = f"unreachable ({type(error).__name__})"
+    return CheckResult(name, ok, detail, summary, round((time.perf_counter() - started) * 1000, 1))
 
 
 def check_database(engine: Engine) -> str:
@@ -40,7 +50,7 @@ def check_database(engine: Engine) -> str:
         connection.execute(text("SELECT 1"))
     current, head = migrations.current_revision(engine), migrations.head_revision()
     if current != head:
-        raise RuntimeError(f"schema at {current or 'no revision'}, expected {head}: run `heaters db upgrade`")
+        raise NotReady(f"schema at {current or 'no revision'}, expected {head}: run `heaters db upgrade`")
     return f"reachable, schema at head {head}"
 
 
@@ -51,13 +61,13 @@ def check_redis(client: redis.Redis) -> str:
 
 def check_s3(storage: S3Storage) -> str:
     storage.check_bucket()
-    return f"bucket {storage.bucket} reachable"
+    return "bucket reachable"
 
 
 def check_tools() -> str:
     missing = [tool for tool in ("ffmpeg", "ffprobe") if shutil.which(tool) is None]
     if missing:
-        raise RuntimeError(f"not on PATH: {', '.join(missing)}")
+        raise NotReady(f"not on PATH: {', '.join(missing)}")
     return "ffmpeg and ffprobe on PATH"
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -116,7 +117,8 @@ def run_up(data_root: Path | None = None) -> int:
     web = WebSettings()
     if port_in_use(web.bind_host, web.port):
         raise ConfigError(f"Port {web.port} is already in use: stop what is using it or set PORT to another port.")
-    external = {name: os.environ[name] for name in EXTERNAL_VARIABLES if os.environ.get(name)}
+    given = {**dotenv_values(ROOT / ".env"), **os.environ}  # the same sources the settings read
+    external = {name: str(given[name]) for name in EXTERNAL_VARIABLES if given.get(name)}
     if "DATABASE_URL" in external:
         check_database_url(external["DATABASE_URL"])
 
@@ -126,8 +128,7 @@ def run_up(data_root: Path | None = None) -> int:
         env = stack.start()
         password = _prepare(env, root)
         heaters = str(Path(sys.executable).with_name("heaters"))
-        group.start("worker", [heaters, "worker"], env=env, cwd=ROOT)
-        group.start("scheduler", [heaters, "scheduler"], env=env, cwd=ROOT)
+        group.start("worker", [heaters, "worker"], env=env, cwd=ROOT)  # all queues, and the scheduler
         group.start("web", [heaters, "web"], env=env, cwd=ROOT)
     except BaseException:
         group.shutdown()

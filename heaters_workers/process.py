@@ -1,4 +1,5 @@
-"""`heaters worker`: one Dramatiq process per queue, so each queue gets exactly its own concurrency."""
+"""`heaters worker`: one Dramatiq process per queue, so each queue gets exactly its own concurrency,
+plus the scheduler when SCHEDULER_ENABLED says so (by default: when the `default` queue is consumed)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 from heaters.devstack.stack import ProcessGroup
 from heaters.errors import ConfigError
-from heaters.queues import CONCURRENCY, Queue, allowed_names, parse_queues
+from heaters.queues import CONCURRENCY, Queue, allowed_names, parse_queues, scheduler_wanted
 from heaters.settings import get_settings
 
 # Queues whose messages run for minutes: a busy process must not hoard messages another could run.
@@ -43,4 +44,7 @@ def run_workers() -> int:
     group = ProcessGroup(stop_timeout=30.0)
     for queue in queues:
         group.start(f"worker:{queue.value}", worker_argv(queue), env=worker_env(queue))
+    if scheduler_wanted(settings.scheduler_enabled, queues):
+        # However many processes run a schedule, each tick is claimed once in Postgres.
+        group.start("scheduler", [str(Path(sys.executable).with_name("heaters")), "scheduler"])
     return group.run()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install whatever is missing, idempotently: system packages (apt), the venv, bun, the frontend build.
+# Install whatever is missing, idempotently: system packages (apt), the venv from the lock file, bun.
 # Usage: scripts/bootstrap.sh [run|test]   ("test" also installs Debian's chromium for browser tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,12 @@ need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [[ $purpose == test ]] && ! command -v chromium >/dev/null 2>&1 && need+=(chromium)
-command -v python3.11 >/dev/null 2>&1 || command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+PY=$(command -v python3.11 || command -v python3 || true)
+if [[ -z $PY ]]; then
+  need+=(python3 python3-venv)
+elif ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  need+=(python3-venv)
+fi
 if ((${#need[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "Missing system packages: ${need[*]}. Install them (Debian: sudo apt-get install ${need[*]};" \
@@ -34,6 +39,8 @@ command -v npm >/dev/null 2>&1 || {
 
 # 2. The virtualenv, from the lock file; re-installed only when the lock or pyproject changes.
 PY=$(command -v python3.11 || command -v python3)
+"$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
+  echo "Heaters needs Python 3.11 ($PY is $("$PY" -V 2>&1)). Install python3.11 and run this again." >&2; exit 1; }
 stamp=.venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   say "Python environment (.venv)"

@@ -19,7 +19,9 @@ from sqlmodel import Session
 from heaters.pipeline.policy import BASE_BACKOFF_SECONDS, backoff_seconds, exhausted
 from heaters.pipeline.stages import Stage
 
-QUEUED_TTL_SECONDS = 3600  # a queued message not started within this is assumed lost and re-sent
+# A queued message not started within this is assumed lost and sent again by the Dispatcher. A message
+# that was only waiting behind long jobs then runs twice at most: the second finds the claim and stops.
+QUEUED_TTL_SECONDS = 600
 
 
 def worker_identity() -> str:

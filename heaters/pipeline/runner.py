@@ -88,7 +88,7 @@ def _alive(pid: int) -> bool:
 def sweep_orphaned_work_dirs(root: Path) -> list[Path]:
     """Remove work directories this host's dead processes left behind (a SIGKILL skips `finally`)."""
     removed: list[Path] = []
-    if not root.is_dir():
+    if not root.is_dir() or not Path("/proc/self").exists():  # without /proc we cannot tell who is alive
         return removed
     host = _host_tag()
     for path in root.iterdir():

@@ -17,6 +17,7 @@ from heaters.pipeline.dispatch import schedule
 from heaters.pipeline.stages import Stage
 from heaters.storage import keys
 from heaters.storage.s3 import S3Storage
+from heaters.videos import service
 from heaters.videos.download import validate_url
 
 MAX_TITLE = 250
@@ -84,10 +85,10 @@ def ingest_file(
     assert video.id is not None
     key = keys.original_key(video.title, video.id, name, datetime.now(UTC))
     size = storage.upload_file(path, key)
-    video.filepath, video.original_size_bytes = key, size
-    video.ingest_state, video.downloaded_at = VideoState.DOWNLOADED.value, datetime.now(UTC)
-    session.add(video)
-    session.flush()
+    service.transition(
+        session, video.id, VideoState.DOWNLOADED, filepath=key, original_size_bytes=size,
+        downloaded_at=datetime.now(UTC),
+    )
     schedule(session, Stage.ENCODE, video.id)
     return Ingested(video.id, created=True)
 

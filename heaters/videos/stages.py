@@ -253,7 +253,7 @@ def fail_video(stage: Stage) -> FailureHandler:
             service.mark_failed(session, video_id, FAILED_STATE[stage], message)
         else:  # the master is optional: the video stays reviewable, the error stays visible
             service.note_error(session, video_id, f"Master encode failed: {message}")
-        events.publish("video.state", video_id=video_id, state=FAILED_STATE.get(stage, "master_failed"))
+        # The runner publishes `stage.failed` once this transaction has committed.
 
     return handler
 

@@ -43,7 +43,7 @@ def dispatch_tick() -> None:
 )
 def playback_cleanup_tick() -> None:
     with unit_of_work() as session:
-        if not claim_tick(session, "playback_cleanup", period_seconds=300):
+        if not claim_tick(session, "playback_cleanup"):
             return
     removed = sweep_orphaned_work_dirs(get_settings().work_dir)
     log.info("schedule.playback_cleanup: removed %s orphaned work directories", len(removed))
