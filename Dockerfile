@@ -2,8 +2,7 @@
 # One image for every role: web (CMD below), worker, scheduler and migrations (see render.yaml and
 # docs/deployment.md). Build: docker build -t heaters .
 #   docker run --env-file prod.env -p 3000:3000 heaters                                  # web
-#   docker run --env-file prod.env --no-healthcheck heaters tini -- heaters worker        # workers
-#   docker run --env-file prod.env --no-healthcheck heaters tini -- heaters scheduler     # schedule
+#   docker run --env-file prod.env --no-healthcheck heaters tini -- heaters worker        # workers + scheduler
 #   docker run --env-file prod.env --rm heaters heaters db upgrade                       # migrations
 
 # --- bun, the JavaScript runtime Reflex builds the frontend with. npm is needed only to install it;
@@ -63,7 +62,7 @@ RUN SECRET_KEY=build-only-placeholder-never-used-at-runtime \
     reflex export --frontend-only --no-zip --env prod --loglevel warning
 
 EXPOSE 3000
-# Liveness of the web role only; start workers and the scheduler with --no-healthcheck.
+# Liveness of the web role only; start workers (and a lone scheduler) with --no-healthcheck.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '3000') + '/healthz', timeout=4)"]
 
