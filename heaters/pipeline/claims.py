@@ -59,7 +59,11 @@ def mark_queued(session: Session, stage: Stage, entity_id: int) -> bool:
 def claim(
     session: Session, stage: Stage, entity_id: int, *, lease_seconds: int, worker_id: str
 ) -> Claim | None:
-    """Take the work for this worker, counting an attempt; None when someone else holds it or it is done."""
+    """Take the work for this worker, counting an attempt; None when someone else holds it or it is done.
+
+    Only queued work, an expired lease or a retry that is due can be taken: a stale duplicate message
+    for finished work (Redis redelivers a killed worker's messages) finds nothing to do.
+    """
     row = session.execute(
         text(
             """
@@ -68,7 +72,7 @@ def claim(
             ON CONFLICT (stage, entity_id) DO UPDATE
                SET state = 'running', attempts = job_claims.attempts + 1, worker_id = :worker,
                    lease_until = EXCLUDED.lease_until, next_attempt_at = NULL
-             WHERE job_claims.state IN ('queued', 'succeeded')
+             WHERE job_claims.state = 'queued'
                 OR (job_claims.state = 'running' AND job_claims.lease_until < now())
                 OR (job_claims.state = 'retrying' AND job_claims.next_attempt_at <= now())
             RETURNING attempts

@@ -62,7 +62,7 @@ def claim_tick(session: Session, name: str, period_seconds: int = 60) -> bool:
             """
             INSERT INTO job_claims (stage, entity_id, state, lease_until)
             VALUES (:name, 0, 'succeeded',
-                    to_timestamp((floor(extract(epoch FROM now()) / :period) + 1) * :period - 1))
+                    to_timestamp((floor(extract(epoch FROM now()) / :period) + 1) * :period))
             ON CONFLICT (stage, entity_id) DO UPDATE
                SET lease_until = EXCLUDED.lease_until, attempts = job_claims.attempts + 1
              WHERE job_claims.lease_until <= now()

@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from heaters import events
 from heaters.db import get_engine, unit_of_work
-from heaters.errors import HeatersError, PermanentError
+from heaters.errors import HeatersError, NotFound, PermanentError
 from heaters.pipeline import claims
 from heaters.pipeline.stages import Stage
 from heaters.settings import Settings, get_settings
@@ -180,6 +180,11 @@ def _record_failure(
     on_retry: RetryNote | None,
 ) -> None:
     message = error_message(error)
+    if isinstance(error, NotFound):  # the entity was deleted meanwhile: nothing left to do or to mark
+        log.warning("%s.gone %s: %s", stage.key, entity_id, message)
+        with unit_of_work() as session:
+            claims.fail(session, claim, message, permanent=True, max_attempts=settings.job_max_attempts)
+        return
     permanent = isinstance(error, PermanentError)
     log.error(
         "%s.failed %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message, exc_info=not permanent

@@ -30,8 +30,9 @@ TRANSITIONS: dict[VideoState, frozenset[VideoState]] = {
     V.DETECTING_SCENES: frozenset({V.ENCODED, V.DETECTING_SCENES}),
     V.DETECT_SCENES_FAILED: frozenset({V.ENCODED, V.DETECTING_SCENES}),
 }
-# Finishing detection returns to `encoded` with needs_splicing = false (the reference's "done").
-DETECTION_DONE_FROM = frozenset({V.DETECTING_SCENES})
+# Finishing detection returns to `encoded` with needs_splicing = false (the reference's "done"); from
+# `encoded` itself when a re-run finds the clips a previous run already wrote.
+DETECTION_DONE_FROM = frozenset({V.DETECTING_SCENES, V.ENCODED})
 
 # A failed video, retried, goes back to where its stage starts.
 RETRY_TO: dict[VideoState, tuple[VideoState, Stage]] = {

@@ -16,6 +16,9 @@ from heaters.models import Role
 from tests.browser.test_sign_in import sign_in
 from tests.media import synth
 
+# One Reflex build at a time in .web: every browser test runs on the same xdist worker.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
 
 @pytest.fixture
 def reviewer(engine: Engine) -> None:

@@ -108,7 +108,10 @@ def test_queued_work_is_not_queued_twice_until_its_ttl_passes(engine: Engine) ->
         assert claim is not None
         assert not claims.mark_queued(session, ENCODE, 1)  # running with a live lease
         claims.succeed(session, claim)
-    assert _state(engine) == ("succeeded", 1)
+        assert claims.claim(session, ENCODE, 1, lease_seconds=60, worker_id="late") is None  # a stale duplicate
+        assert claims.mark_queued(session, ENCODE, 1)  # the Dispatcher may queue finished work again
+        assert claims.claim(session, ENCODE, 1, lease_seconds=60, worker_id="w2") is not None
+    assert _state(engine) == ("running", 2)
 
 
 def test_a_heartbeat_keeps_a_short_lease_alive(engine: Engine) -> None:
@@ -152,3 +155,25 @@ def test_a_tick_claims_only_the_rest_of_its_clock_period(engine: Engine) -> None
     time.sleep(2.05 - time.time() % 2)  # just past the next 2-second boundary
     with unit_of_work() as session:
         assert claim_tick(session, "fast", period_seconds=2)
+
+
+def test_messages_leave_only_after_the_commit(engine: Engine, broker) -> None:  # type: ignore[no-untyped-def]
+    """A rolled-back transaction sends nothing; a committed one sends its message once."""
+    from heaters.pipeline.dispatch import schedule
+
+    broker.client.flushdb()
+    queue = f"dramatiq:{Stage.ENCODE.queue.value}.msgs"
+
+    def queued() -> int:
+        return int(broker.client.hlen(queue))
+
+    with pytest.raises(RuntimeError), unit_of_work() as session:
+        assert schedule(session, Stage.ENCODE, 7)
+        assert queued() == 0  # still inside the transaction: nothing sent yet
+        raise RuntimeError("the caller fails after scheduling")
+    assert queued() == 0
+    with unit_of_work() as session:
+        assert schedule(session, Stage.ENCODE, 7)
+        assert not schedule(session, Stage.ENCODE, 7)  # already queued: not twice
+        assert queued() == 0
+    assert queued() == 1
