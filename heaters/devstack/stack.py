@@ -10,6 +10,7 @@ web app and workers next to it and makes sure Ctrl-C leaves no process behind.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -24,12 +25,15 @@ from types import FrameType
 from typing import IO, Any, Self
 
 from heaters.devstack.services import (
+    PG_COPY_ROOT,
     ManagedService,
     Postgres,
     Redis,
     SeaweedS3,
     ServiceError,
+    _blocking_dir,
     _write_private,
+    ensure_system_user,
     free_port,
     group_members,
     port_in_use,
@@ -155,10 +159,27 @@ class LocalStack:
     def _service(self, name: str, port: int, keys: Mapping[str, str]) -> ManagedService:
         data = self.root / name
         if name == "postgres":
-            return Postgres(data, port, user=self.pg_user, durable=self.persist)
+            return Postgres(self._postgres_dir(data), port, user=self.pg_user, durable=self.persist)
         if name == "redis":
             return Redis(data, port, persist=self.persist)
         return SeaweedS3(data, port, access_key=keys["s3_access_key"], secret_key=keys["s3_secret_key"], bucket=BUCKET)
+
+    def _postgres_dir(self, data: Path) -> Path:
+        """Where PostgreSQL keeps its files. Its system user cannot enter a checkout under /root (0700), so
+        there the cluster lives in /var/lib/heaters and `.data/postgres` is a link to it."""
+        if os.geteuid() != 0 or (data.is_symlink() and data.resolve().is_dir()):
+            return data.resolve() if data.is_symlink() else data
+        user = ensure_system_user(self.pg_user)
+        if _blocking_dir(self.root, user.pw_uid, os.getgrouplist(user.pw_name, user.pw_gid)) is None:
+            return data
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        real = PG_COPY_ROOT / f"data-{digest}" / "postgres"
+        real.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(PG_COPY_ROOT, 0o755)
+        os.chmod(real.parent, 0o755)
+        if not data.exists() and not data.is_symlink():
+            data.symlink_to(real)
+        return real
 
     def _compose_env(self, keys: Mapping[str, str]) -> dict[str, str]:
         by_name = {s.name: s for s in self.services}
