@@ -45,15 +45,39 @@ def web_url(migrated: str, app_env: dict[str, str], tmp_path_factory: pytest.Tem
             if time.monotonic() > deadline:
                 pytest.fail(f"heaters web did not answer within 180 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
+        _wait_until_pages_render(url, deadline)
         yield url
     finally:
         stop_process_group(proc.pid, popen=proc)
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def _wait_until_pages_render(url: str, deadline: float) -> None:
+    """A page renders once its websocket has connected; on a cold, busy machine that can lag the HTTP
+    server, so wait for one real page before the tests start timing anything."""
+    from playwright.sync_api import TimeoutError as PageTimeout
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page()
+            while True:
+                page.goto(f"{url}/login")
+                try:
+                    page.get_by_label("Username").wait_for(timeout=15_000)
+                    return
+                except PageTimeout:  # not rendered yet: load the page again until the deadline
+                    if time.monotonic() > deadline:
+                        pytest.fail("the login page did not render within 180 s of starting heaters web")
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=15_000)  # a busy two-core machine runs encodes beside these tests
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield chromium
@@ -64,6 +88,6 @@ def browser() -> Iterator[object]:
 def page(browser):  # type: ignore[no-untyped-def]
     context = browser.new_context()
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)
     yield page
     context.close()
