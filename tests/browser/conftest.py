@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,7 +23,9 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def web_url(migrated: str, app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def web_url(
+    migrated: str, app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, browser: Any
+) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("web") / "web.log"
     env = {**os.environ, **app_env, "PORT": str(port)}
@@ -45,36 +48,34 @@ def web_url(migrated: str, app_env: dict[str, str], tmp_path_factory: pytest.Tem
             if time.monotonic() > deadline:
                 pytest.fail(f"heaters web did not answer within 180 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
-        _wait_until_pages_render(url, deadline)
+        _wait_until_pages_render(browser, url, deadline)
         yield url
     finally:
         stop_process_group(proc.pid, popen=proc)
 
 
-def _wait_until_pages_render(url: str, deadline: float) -> None:
+def _wait_until_pages_render(browser: Any, url: str, deadline: float) -> None:
     """A page renders once its websocket has connected; on a cold, busy machine that can lag the HTTP
     server, so wait for one real page before the tests start timing anything."""
     from playwright.sync_api import TimeoutError as PageTimeout
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = chromium.new_page()
-            while True:
-                page.goto(f"{url}/login")
-                try:
-                    page.get_by_label("Username").wait_for(timeout=15_000)
-                    return
-                except PageTimeout:  # not rendered yet: load the page again until the deadline
-                    if time.monotonic() > deadline:
-                        pytest.fail("the login page did not render within 180 s of starting heaters web")
-        finally:
-            chromium.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        while True:
+            page.goto(f"{url}/login")
+            try:
+                page.get_by_label("Username").wait_for(timeout=15_000)
+                return
+            except PageTimeout:  # not rendered yet: load the page again until the deadline
+                if time.monotonic() > deadline:
+                    pytest.fail("the login page did not render within 180 s of starting heaters web")
+    finally:
+        context.close()
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Any]:
     from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=15_000)  # a busy two-core machine runs encodes beside these tests
