@@ -23,10 +23,13 @@ run: bootstrap
 	@exec $(VENV)/bin/heaters up
 
 # pytest exits 5 when it collected no tests: that is a failure here, like any non-zero status.
+# Browser tests run after the rest, in one process: each starts `heaters web`, and two Reflex builds
+# must never share .web at once.
 test: bootstrap-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider
+	$(PY) -m pytest -n 2 -p no:cacheprovider -m "not browser"
+	$(PY) -m pytest -p no:cacheprovider -m browser
 
 lint:
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

@@ -13,8 +13,7 @@ from heaters.auth.service import create_user
 from heaters.db import unit_of_work
 from heaters.models import Role
 
-# One Reflex build at a time in .web: every browser test runs on the same xdist worker.
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.browser  # `make test` runs these in one process, after the rest
 
 
 @pytest.fixture

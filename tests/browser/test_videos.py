@@ -16,8 +16,7 @@ from heaters.models import Role
 from tests.browser.test_sign_in import sign_in
 from tests.media import synth
 
-# One Reflex build at a time in .web: every browser test runs on the same xdist worker.
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.browser  # `make test` runs these in one process, after the rest
 
 
 @pytest.fixture
