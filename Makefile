@@ -27,6 +27,7 @@ run: bootstrap
 # must never share .web at once.
 test: bootstrap-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 -p no:cacheprovider -m "not browser"
 	$(PY) -m pytest -p no:cacheprovider -m browser

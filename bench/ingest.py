@@ -40,15 +40,25 @@ HEATERS = str(Path(sys.executable).with_name("heaters"))
 
 def machine() -> dict[str, Any]:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
     )
-    memory_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                         if line.startswith("MemTotal")))
+    memory_kb = int(
+        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    )
     ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory_kb / 1024**2, 1),
-            "os": platform.platform(), "ffmpeg": ffmpeg, "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(memory_kb / 1024**2, 1),
+        "os": platform.platform(),
+        "ffmpeg": ffmpeg,
+        "python": platform.python_version(),
+    }
 
 
 def source_video(seconds: int, cuts: int) -> tuple[Path, list[int], int, float | None]:
@@ -124,21 +134,30 @@ def run_pipeline(source: Path, tmp: Path) -> dict[str, Any]:
     try:
         env = {
             **os.environ,
-            "DATABASE_URL": pg.create_database("bench"), "REDIS_URL": rd.url, "S3_ENDPOINT_URL": s3.url,
-            "S3_BUCKET": "bench", "AWS_ACCESS_KEY_ID": "BENCHKEY", "AWS_SECRET_ACCESS_KEY": "benchsecret123",
-            "SECRET_KEY": "b" * 40, "WORK_DIR": str(tmp / "work"), "WORKER_QUEUES": "media_processing",
-            "SCHEDULER_ENABLED": "false", "MASTER_ENABLED": "true",
+            "DATABASE_URL": pg.create_database("bench"),
+            "REDIS_URL": rd.url,
+            "S3_ENDPOINT_URL": s3.url,
+            "S3_BUCKET": "bench",
+            "AWS_ACCESS_KEY_ID": "BENCHKEY",
+            "AWS_SECRET_ACCESS_KEY": "benchsecret123",
+            "SECRET_KEY": "b" * 40,
+            "WORK_DIR": str(tmp / "work"),
+            "WORKER_QUEUES": "media_processing",
+            "SCHEDULER_ENABLED": "false",
+            "MASTER_ENABLED": "true",
         }
         subprocess.run([HEATERS, "db", "upgrade"], env=env, check=True, capture_output=True)
         log = tmp / "worker.log"
         with log.open("wb") as out:
-            worker = subprocess.Popen([HEATERS, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                      start_new_session=True, cwd=ROOT)
+            worker = subprocess.Popen(
+                [HEATERS, "worker"], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+            )
         time.sleep(3)  # the worker boots before the clock starts
         events = Events(rd.url)
         t0 = time.monotonic()
-        ingest = subprocess.run([HEATERS, "ingest", str(source), "--title", "bench"], env=env,
-                                capture_output=True, text=True, check=True)
+        ingest = subprocess.run(
+            [HEATERS, "ingest", str(source), "--title", "bench"], env=env, capture_output=True, text=True, check=True
+        )
         t_ingested = time.monotonic()
         video_id = int(ingest.stdout.strip())
         stages = {}
@@ -147,8 +166,15 @@ def run_pipeline(source: Path, tmp: Path) -> dict[str, Any]:
             finished, event = wait_for(events, "stage.finished", stage, 4 * 3600, log)
             stages[stage] = {"start": started - t0, "end": finished - t0, "seconds": event["seconds"]}
         events.close()
-        shown = json.loads(subprocess.run([HEATERS, "videos", "show", str(video_id), "--json"], env=env,
-                                          capture_output=True, text=True, check=True).stdout)
+        shown = json.loads(
+            subprocess.run(
+                [HEATERS, "videos", "show", str(video_id), "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         return {"ingest_seconds": t_ingested - t0, "stages": stages, "video": shown}
     finally:
         if worker is not None:
@@ -168,8 +194,10 @@ def main() -> None:
     source, cut_frames, _made_frames, generated = source_video(args.seconds, args.cuts)
     media = probe(source, timeout=120)
     duration = media.duration_seconds
-    print(f"source: {source.name}, {media.width}x{media.height} @ {media.fps}, {duration:.1f} s, "
-          f"{source.stat().st_size / 1e6:.0f} MB" + (f" (generated in {generated:.0f} s)" if generated else ""))
+    print(
+        f"source: {source.name}, {media.width}x{media.height} @ {media.fps}, {duration:.1f} s, "
+        f"{source.stat().st_size / 1e6:.0f} MB" + (f" (generated in {generated:.0f} s)" if generated else "")
+    )
 
     with tempfile.TemporaryDirectory(prefix="heaters-bench-") as tmp_name:
         tmp = Path(tmp_name)
@@ -201,13 +229,23 @@ def main() -> None:
     print(f"{'proxy':<10} {frames / encode:>9.1f} {frames / base_proxy:>17.1f} {encode / base_proxy:>15.3f}")
     print(f"{'master':<10} {frames / master:>9.1f} {frames / base_master:>17.1f} {master / base_master:>15.3f}")
     print(f"\ncuts: {len(boundaries)} found, {len(cut_frames)} made, exact: {exact}")
-    print(f"targets: reviewable <= 0.35x: {reviewable / duration <= 0.35}; total <= 1.0x: {total / duration <= 1.0}; "
-          f"overhead <= 1.1: proxy {encode / base_proxy <= 1.1}, master {master / base_master <= 1.1}")
+    print(
+        f"targets: reviewable <= 0.35x: {reviewable / duration <= 0.35}; total <= 1.0x: {total / duration <= 1.0}; "
+        f"overhead <= 1.1: proxy {encode / base_proxy <= 1.1}, master {master / base_master <= 1.1}"
+    )
 
     OUT.mkdir(parents=True, exist_ok=True)
-    record = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": info, "duration": duration,
-              "frames": frames, "rows": rows, "baseline": {"proxy": base_proxy, "master": base_master},
-              "cuts_exact": exact, "cuts_found": len(boundaries), "cuts_made": len(cut_frames)}
+    record = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": info,
+        "duration": duration,
+        "frames": frames,
+        "rows": rows,
+        "baseline": {"proxy": base_proxy, "master": base_master},
+        "cuts_exact": exact,
+        "cuts_found": len(boundaries),
+        "cuts_made": len(cut_frames),
+    }
     with (OUT / "results.jsonl").open("a") as handle:
         handle.write(json.dumps(record) + "\n")
 

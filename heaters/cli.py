@@ -13,9 +13,7 @@ from rich.table import Table
 
 from heaters.errors import HeatersError
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Heaters: long videos in, reviewed clips out."
-)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Heaters: long videos in, reviewed clips out.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 users_app = typer.Typer(no_args_is_help=True, help="Reviewer and admin accounts.")
 videos_app = typer.Typer(no_args_is_help=True, help="Ingested videos and their clips.")
@@ -53,9 +51,7 @@ def db_downgrade(
 def users_create(
     name: Annotated[str, typer.Argument(help="Username: letters, digits, '.', '_' or '-'.")],
     admin: Annotated[bool, typer.Option("--admin", help="Give the user the admin role.")] = False,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
-    ] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ) -> None:
     """Create a reviewer (or, with --admin, an admin)."""
     from heaters.auth.service import create_user
@@ -123,9 +119,7 @@ def demo() -> None:
     _use_broker()
     with tempfile.TemporaryDirectory(prefix="heaters-demo-") as tmp:
         with console.status("Rendering the demo video with FFmpeg..."):
-            made = make_demo_video(
-                Path(tmp) / "heaters-demo.mp4", timeout=get_settings().ffmpeg_timeout_seconds
-            )
+            made = make_demo_video(Path(tmp) / "heaters-demo.mp4", timeout=get_settings().ffmpeg_timeout_seconds)
         with unit_of_work() as session:
             result = ingest_file(session, get_storage(), made.path, title="Heaters demo")
     typer.echo(result.video_id)
@@ -174,9 +168,7 @@ def videos_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         table.add_column(column)
     for v in videos:
         progress = f"{v['progress']:.0f}%" if v["progress"] is not None else ""
-        table.add_row(
-            str(v["id"]), v["title"], v["state"], progress, str(len(v["clips"])), v["last_error"] or ""
-        )
+        table.add_row(str(v["id"]), v["title"], v["state"], progress, str(len(v["clips"])), v["last_error"] or "")
     console.print(table)
 
 

@@ -46,8 +46,7 @@ def parse_queues(value: str | None) -> list[Queue]:
     unknown = [n for n in names if n not in Queue.__members__.values()]
     if unknown:
         raise ConfigError(
-            f"WORKER_QUEUES names unknown queue(s): {', '.join(unknown)}. "
-            f"Allowed: {', '.join(allowed_names())}"
+            f"WORKER_QUEUES names unknown queue(s): {', '.join(unknown)}. Allowed: {', '.join(allowed_names())}"
         )
     return [Queue(n) for n in names]
 

@@ -33,12 +33,8 @@ class WebSettings(BaseSettings):
         populate_by_name=True,
     )
 
-    app_env: Literal["development", "test", "production"] = Field(
-        "development", validation_alias=_env("APP_ENV")
-    )
-    public_host: str = Field(
-        "127.0.0.1", validation_alias=_env("PUBLIC_HOST", "PHX_HOST", "RENDER_EXTERNAL_HOSTNAME")
-    )
+    app_env: Literal["development", "test", "production"] = Field("development", validation_alias=_env("APP_ENV"))
+    public_host: str = Field("127.0.0.1", validation_alias=_env("PUBLIC_HOST", "PHX_HOST", "RENDER_EXTERNAL_HOSTNAME"))
     port: int = Field(3000, ge=1, le=65535, validation_alias=_env("PORT"))
     # Where `heaters web` listens: 127.0.0.1 in development, 0.0.0.0 in a container.
     bind_host: str = Field("127.0.0.1", validation_alias=_env("BIND_HOST"))
@@ -62,13 +58,9 @@ class Settings(WebSettings):
     aws_access_key_id: str | None = Field(None, validation_alias=_env("AWS_ACCESS_KEY_ID"))
     aws_secret_access_key: SecretStr | None = Field(None, validation_alias=_env("AWS_SECRET_ACCESS_KEY"))
     aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION"))
-    presign_ttl_seconds: int = Field(
-        3600, ge=60, le=7 * 24 * 3600, validation_alias=_env("PRESIGN_TTL_SECONDS")
-    )
+    presign_ttl_seconds: int = Field(3600, ge=60, le=7 * 24 * 3600, validation_alias=_env("PRESIGN_TTL_SECONDS"))
 
-    cloudfront_domain: str | None = Field(
-        None, validation_alias=_env("CLOUDFRONT_DOMAIN", "PROD_CLOUDFRONT_DOMAIN")
-    )
+    cloudfront_domain: str | None = Field(None, validation_alias=_env("CLOUDFRONT_DOMAIN", "PROD_CLOUDFRONT_DOMAIN"))
     cloudfront_key_pair_id: str | None = Field(None, validation_alias=_env("CLOUDFRONT_KEY_PAIR_ID"))
     cloudfront_private_key: SecretStr | None = Field(None, validation_alias=_env("CLOUDFRONT_PRIVATE_KEY"))
 
@@ -77,12 +69,8 @@ class Settings(WebSettings):
     dispatcher_cron: str = Field("* * * * *", validation_alias=_env("DISPATCHER_CRON"))
     cleanup_cron: str = Field("0 */4 * * *", validation_alias=_env("PLAYBACK_CLEANUP_CRON"))
 
-    playback_cache_dir: Path = Field(
-        Path("/tmp/heaters-playback"), validation_alias=_env("PLAYBACK_CACHE_DIR")
-    )
-    playback_cache_max_age_minutes: int = Field(
-        15, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_AGE_MINUTES")
-    )
+    playback_cache_dir: Path = Field(Path("/tmp/heaters-playback"), validation_alias=_env("PLAYBACK_CACHE_DIR"))
+    playback_cache_max_age_minutes: int = Field(15, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_AGE_MINUTES"))
     playback_cache_max_bytes: int = Field(1024**3, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_BYTES"))
     playback_cache_min_free_bytes: int = Field(
         500 * 1024**2, ge=0, validation_alias=_env("PLAYBACK_CACHE_MIN_FREE_BYTES")

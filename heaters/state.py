@@ -34,10 +34,7 @@ class AuthState(rx.State):
         """Gate protected content on the cookie itself, so a stale state never flashes it."""
         settings = get_settings()
         token = cookie_value(self.router.headers.cookie)
-        return (
-            read_token(token, settings.secret_key.get_secret_value(), settings.session_ttl_hours * 3600)
-            is not None
-        )
+        return read_token(token, settings.secret_key.get_secret_value(), settings.session_ttl_hours * 3600) is not None
 
     @rx.var
     def is_admin(self) -> bool:

@@ -26,8 +26,14 @@ from heaters.settings import STACK_ENV_FILE, WebSettings
 
 # Variables that, when set, replace a local service (and what comes with it).
 EXTERNAL_VARIABLES = (
-    "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT_URL", "S3_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "AWS_REGION", "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "S3_ENDPOINT_URL",
+    "S3_BUCKET",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "SECRET_KEY",
 )
 
 

@@ -32,9 +32,7 @@ def exec_web(port: int | None = None) -> None:
     settings = get_settings()  # fail now, with a clear message, on bad configuration
     port = port or settings.port
     if port_in_use(settings.bind_host, port):
-        raise ConfigError(
-            f"Port {port} is already in use: stop what is using it or set PORT to another port."
-        )
+        raise ConfigError(f"Port {port} is already in use: stop what is using it or set PORT to another port.")
     reflex = str(Path(sys.executable).with_name("reflex"))
     os.chdir(ROOT)
     os.execve(reflex, [reflex, "run", "--env", "prod", "--loglevel", "warning"], reflex_env(port))

@@ -16,8 +16,9 @@ def _env(app_env: dict[str, str], **extra: str) -> dict[str, str]:
 
 
 def test_users_create_reads_the_password_from_stdin(engine: Engine, app_env: dict[str, str]) -> None:
-    result = run_cli(_env(app_env), "users", "create", "maria", "--admin", "--password-stdin",
-                     input_text="a-long-password\n")
+    result = run_cli(
+        _env(app_env), "users", "create", "maria", "--admin", "--password-stdin", input_text="a-long-password\n"
+    )
     assert result.returncode == 0, result.stderr
     assert "Created admin 'maria'" in result.stdout
     with unit_of_work() as session:

@@ -23,9 +23,7 @@ def empty_db_url(pg_server) -> str:  # type: ignore[no-untyped-def]
 def _tables(url: str) -> set[str]:
     engine = create_engine(url)
     with engine.connect() as connection:
-        names = set(
-            connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
-        )
+        names = set(connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
     engine.dispose()
     return names
 
@@ -66,9 +64,7 @@ def _video(connection, title: str = "v") -> int:  # type: ignore[no-untyped-def]
     )
 
 
-def _clip(
-    connection, video_id: int, start: int, end: int, state: str | None = None, ident: str | None = None
-) -> int:  # type: ignore[no-untyped-def]
+def _clip(connection, video_id: int, start: int, end: int, state: str | None = None, ident: str | None = None) -> int:  # type: ignore[no-untyped-def]
     columns = "source_video_id, clip_identifier, start_frame, end_frame" + (", ingest_state" if state else "")
     values = ":v, :i, :s, :e" + (", :st" if state else "")
     return int(
@@ -90,9 +86,7 @@ def test_defaults_satisfy_their_checks(engine: Engine) -> None:
         video = _video(connection)
         clip = _clip(connection, video, 0, 10)
         assert (
-            connection.execute(
-                text("SELECT ingest_state FROM source_videos WHERE id=:i"), {"i": video}
-            ).scalar()
+            connection.execute(text("SELECT ingest_state FROM source_videos WHERE id=:i"), {"i": video}).scalar()
             == "new"
         )
         assert (
@@ -121,9 +115,7 @@ def test_archived_clips_do_not_count_as_overlapping(engine: Engine) -> None:
         _clip(connection, other, 0, 100)  # another video's frames never collide
         assert connection.execute(text("SELECT count(*) FROM clips")).scalar() == 4
     with pytest.raises(IntegrityError, match="clips_no_overlap"), engine.begin() as connection:
-        connection.execute(
-            text("UPDATE clips SET ingest_state = 'pending_review' WHERE ingest_state = 'archived'")
-        )
+        connection.execute(text("UPDATE clips SET ingest_state = 'pending_review' WHERE ingest_state = 'archived'"))
 
 
 @pytest.mark.parametrize(
@@ -133,8 +125,7 @@ def test_archived_clips_do_not_count_as_overlapping(engine: Engine) -> None:
         ("UPDATE clips SET ingest_state = 'new'", "clips_ingest_state_check"),
         ("UPDATE clips SET end_frame = start_frame", "clips_frames_check"),
         (
-            "INSERT INTO cuts (source_video_id, frame_number, source) "
-            "SELECT id, 0, 'reviewer' FROM source_videos",
+            "INSERT INTO cuts (source_video_id, frame_number, source) SELECT id, 0, 'reviewer' FROM source_videos",
             "cuts_frame_number_check",
         ),
         ("UPDATE source_videos SET fps_num = 30", "source_videos_fps_pair_check"),

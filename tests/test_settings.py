@@ -82,7 +82,5 @@ def test_seed_guide_names_are_accepted(env: pytest.MonkeyPatch) -> None:
 
 def test_cloudfront_signing_needs_all_three(env: pytest.MonkeyPatch) -> None:
     env.setenv("CLOUDFRONT_KEY_PAIR_ID", "K123")
-    with pytest.raises(
-        ConfigError, match="CLOUDFRONT_DOMAIN, CLOUDFRONT_KEY_PAIR_ID and CLOUDFRONT_PRIVATE_KEY"
-    ):
+    with pytest.raises(ConfigError, match="CLOUDFRONT_DOMAIN, CLOUDFRONT_KEY_PAIR_ID and CLOUDFRONT_PRIVATE_KEY"):
         load_settings()

@@ -82,9 +82,7 @@ def upgrade() -> None:
             name="source_videos_ingest_state_check",
         ),
         sa.CheckConstraint("(fps_num IS NULL) = (fps_den IS NULL)", name="source_videos_fps_pair_check"),
-        sa.CheckConstraint(
-            "fps_num IS NULL OR (fps_num > 0 AND fps_den > 0)", name="source_videos_fps_check"
-        ),
+        sa.CheckConstraint("fps_num IS NULL OR (fps_num > 0 AND fps_den > 0)", name="source_videos_fps_check"),
         sa.CheckConstraint(
             "progress IS NULL OR (progress >= 0 AND progress <= 100)", name="source_videos_progress_check"
         ),
@@ -186,9 +184,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["source_video_id"], ["source_videos.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "cuts_source_video_id_frame_number_key", "cuts", ["source_video_id", "frame_number"], unique=True
-    )
+    op.create_index("cuts_source_video_id_frame_number_key", "cuts", ["source_video_id", "frame_number"], unique=True)
     op.create_table(
         "review_actions",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
@@ -230,9 +226,7 @@ def upgrade() -> None:
         sa.Column("inserted_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.CheckConstraint("artifact_type IN ('keyframe')", name="clip_artifacts_artifact_type_check"),
-        sa.CheckConstraint(
-            "strategy IN ('multi', 'midpoint', 'single')", name="clip_artifacts_strategy_check"
-        ),
+        sa.CheckConstraint("strategy IN ('multi', 'midpoint', 'single')", name="clip_artifacts_strategy_check"),
         sa.ForeignKeyConstraint(["clip_id"], ["clips.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("s3_key"),

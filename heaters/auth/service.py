@@ -40,11 +40,7 @@ def create_user(session: Session, username: str, password: str, *, role: Role = 
 def authenticate(session: Session, username: str, password: str) -> User | None:
     """The active user with these credentials, or None; records the login time."""
     user = find_user(session, username.strip())
-    if (
-        not verify_password(user.password_hash if user else None, password)
-        or user is None
-        or not user.is_active
-    ):
+    if not verify_password(user.password_hash if user else None, password) or user is None or not user.is_active:
         return None
     user.last_login_at = datetime.now(UTC)
     session.add(user)

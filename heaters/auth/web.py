@@ -32,9 +32,7 @@ def cookie_value(cookie_header: str | None, name: str = COOKIE_NAME) -> str | No
     return morsel.value if morsel else None
 
 
-def session_user(
-    session: Session, token: str | None, secret: str, max_age_seconds: int
-) -> SessionUser | None:
+def session_user(session: Session, token: str | None, secret: str, max_age_seconds: int) -> SessionUser | None:
     """The signed-in, still active user behind a session token, or None."""
     claims = read_token(token, secret, max_age_seconds)
     if claims is None:
@@ -47,12 +45,6 @@ def session_user(
 
 def safe_next(path: str | None) -> str:
     """Only local absolute paths are followed after sign-in: no open redirects."""
-    if (
-        not path
-        or not path.startswith("/")
-        or path.startswith("//")
-        or "\\" in path
-        or path.startswith("/login")
-    ):
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path or path.startswith("/login"):
         return "/"
     return path

@@ -135,9 +135,7 @@ def describe(data: dict[str, Any], *, frame_counter: Callable[[int], int | None]
     container = str(fmt.get("format_name") or "")
     has_audio = any(s.get("codec_type") == "audio" for s in streams)
     videos = [
-        s
-        for s in streams
-        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+        s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
     ]
     if not videos:
         if has_audio:
@@ -150,9 +148,7 @@ def describe(data: dict[str, Any], *, frame_counter: Callable[[int], int | None]
 
     coded_w, coded_h = int(video.get("width") or 0), int(video.get("height") or 0)
     if coded_w <= 0 or coded_h <= 0:
-        raise UnsupportedMedia(
-            "The video stream has no picture size; the file may be damaged.", reason="no_size"
-        )
+        raise UnsupportedMedia("The video stream has no picture size; the file may be damaged.", reason="no_size")
     rotation = _rotation(video)
     width, height = (coded_h, coded_w) if rotation % 180 == 90 else (coded_w, coded_h)
 
@@ -167,9 +163,7 @@ def describe(data: dict[str, Any], *, frame_counter: Callable[[int], int | None]
     if frame_count is None and frame_counter is not None:
         frame_count = frame_counter(int(video.get("index", 0)))
     if frame_count is None:
-        raise UnsupportedMedia(
-            "The video's frames cannot be counted; the file may be damaged.", reason="no_frames"
-        )
+        raise UnsupportedMedia("The video's frames cannot be counted; the file may be damaged.", reason="no_frames")
     if frame_count == 1 and codec in _STILL_CODECS:
         raise UnsupportedMedia(f"This is a still image ({codec}), not a video.", reason="still_image")
     if frame_count < MIN_FRAMES:

@@ -46,9 +46,7 @@ StderrCallback = Callable[[str], bool | None]
 class MediaToolError(PermanentError):
     """A media tool exited non-zero; carries the command and the tail of its stderr."""
 
-    def __init__(
-        self, cmd: Sequence[str], returncode: int | None, stderr_tail: str, message: str = ""
-    ) -> None:
+    def __init__(self, cmd: Sequence[str], returncode: int | None, stderr_tail: str, message: str = "") -> None:
         self.cmd = list(cmd)
         self.returncode = returncode
         self.stderr_tail = stderr_tail
@@ -151,9 +149,7 @@ def _pump_stderr(
         _drain(stream)
 
 
-def _deliver(
-    raw: bytes, tail: _StderrTail, on_line: StderrCallback | None, errors: list[BaseException]
-) -> None:
+def _deliver(raw: bytes, tail: _StderrTail, on_line: StderrCallback | None, errors: list[BaseException]) -> None:
     line = raw.decode("utf-8", errors="replace")
     consumed = False
     if on_line is not None and not errors:
@@ -245,9 +241,7 @@ def run_tool(
     out_chunks: list[bytes] = []
     readers = [
         threading.Thread(target=_pump_stderr, args=(proc.stderr, tail, on_stderr_line, errors), daemon=True),
-        threading.Thread(
-            target=_pump_stdout, args=(proc.stdout, out_chunks, max_stdout_bytes, errors), daemon=True
-        ),
+        threading.Thread(target=_pump_stdout, args=(proc.stdout, out_chunks, max_stdout_bytes, errors), daemon=True),
     ]
     for reader in readers:
         reader.start()

@@ -19,9 +19,7 @@ def created_at() -> Any:
 def updated_at() -> Any:
     return Field(
         default=None,
-        sa_column=Column(
-            DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
-        ),
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()),
     )
 
 

@@ -38,9 +38,7 @@ class ClipArtifact(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    clip_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("clips.id", ondelete="CASCADE"), nullable=False)
-    )
+    clip_id: int = Field(sa_column=Column(Integer, ForeignKey("clips.id", ondelete="CASCADE"), nullable=False))
     artifact_type: str = Field(sa_column=Column(Text, nullable=False))
     strategy: str = Field(sa_column=Column(Text, nullable=False))
     position: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
@@ -60,9 +58,7 @@ class Embedding(SQLModel, table=True):
             check_in("generation_strategy", GenerationStrategy), name="embeddings_generation_strategy_check"
         ),
         CheckConstraint("vector_dims(embedding) = embedding_dim", name="embeddings_dim_check"),
-        Index(
-            "embeddings_clip_model_strategy_key", "clip_id", "model_name", "generation_strategy", unique=True
-        ),
+        Index("embeddings_clip_model_strategy_key", "clip_id", "model_name", "generation_strategy", unique=True),
         *(
             Index(
                 hnsw_index_name(model),
@@ -75,9 +71,7 @@ class Embedding(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    clip_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("clips.id", ondelete="CASCADE"), nullable=False)
-    )
+    clip_id: int = Field(sa_column=Column(Integer, ForeignKey("clips.id", ondelete="CASCADE"), nullable=False))
     model_name: str = Field(sa_column=Column(Text, nullable=False))
     model_version: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     generation_strategy: str = Field(sa_column=Column(Text, nullable=False))

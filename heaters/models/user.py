@@ -22,9 +22,7 @@ class User(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(sa_column=Column(Text, nullable=False))
-    password_hash: str = Field(
-        sa_column=Column(Text, nullable=False)
-    )  # argon2id, encoded with its parameters
+    password_hash: str = Field(sa_column=Column(Text, nullable=False))  # argon2id, encoded with its parameters
     role: str = Field(
         default=Role.REVIEWER.value,
         sa_column=Column(Text, nullable=False, server_default=Role.REVIEWER.value),
@@ -42,9 +40,7 @@ class ReviewAction(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
-    user_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
-    )
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
     action: str = Field(sa_column=Column(Text, nullable=False))
     clip_ids: list[int] = Field(sa_column=Column(ARRAY(Integer), nullable=False))
     # Each clip's columns before and after, and the cuts added or removed: enough to invert the action.

@@ -17,9 +17,7 @@ class SourceVideo(SQLModel, table=True):
         CheckConstraint(check_in("ingest_state", VideoState), name="source_videos_ingest_state_check"),
         CheckConstraint("(fps_num IS NULL) = (fps_den IS NULL)", name="source_videos_fps_pair_check"),
         CheckConstraint("fps_num IS NULL OR (fps_num > 0 AND fps_den > 0)", name="source_videos_fps_check"),
-        CheckConstraint(
-            "progress IS NULL OR (progress >= 0 AND progress <= 100)", name="source_videos_progress_check"
-        ),
+        CheckConstraint("progress IS NULL OR (progress >= 0 AND progress <= 100)", name="source_videos_progress_check"),
         Index(
             "source_videos_original_url_key",
             "original_url",

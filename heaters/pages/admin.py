@@ -36,14 +36,10 @@ class AdminState(rx.State):
 def admin_page() -> rx.Component:
     return rx.vstack(
         rx.heading("Admin", size="6"),
-        rx.text(
-            "Accounts are managed with `heaters users create NAME [--admin]`.", size="2", color_scheme="gray"
-        ),
+        rx.text("Accounts are managed with `heaters users create NAME [--admin]`.", size="2", color_scheme="gray"),
         rx.table.root(
             rx.table.header(
-                rx.table.row(
-                    *(rx.table.column_header_cell(h) for h in ("User", "Role", "Active", "Last sign-in"))
-                )
+                rx.table.row(*(rx.table.column_header_cell(h) for h in ("User", "Role", "Active", "Last sign-in")))
             ),
             rx.table.body(
                 rx.foreach(

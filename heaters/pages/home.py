@@ -26,9 +26,7 @@ class HomeState(rx.State):
         with unit_of_work() as session:
             self.videos = session.exec(select(func.count()).select_from(SourceVideo)).one()
             self.pending_clips = session.exec(
-                select(func.count())
-                .select_from(Clip)
-                .where(Clip.ingest_state == ClipState.PENDING_REVIEW.value)
+                select(func.count()).select_from(Clip).where(Clip.ingest_state == ClipState.PENDING_REVIEW.value)
             ).one()
 
 

@@ -56,9 +56,7 @@ def mark_queued(session: Session, stage: Stage, entity_id: int) -> bool:
     return row is not None
 
 
-def claim(
-    session: Session, stage: Stage, entity_id: int, *, lease_seconds: int, worker_id: str
-) -> Claim | None:
+def claim(session: Session, stage: Stage, entity_id: int, *, lease_seconds: int, worker_id: str) -> Claim | None:
     """Take the work for this worker, counting an attempt; None when someone else holds it or it is done.
 
     Only queued work, an expired lease or a retry that is due can be taken: a stale duplicate message
@@ -190,9 +188,7 @@ def is_failed(session: Session, stage: Stage, entity_id: int) -> bool:
 
 def last_error(session: Session, stage: Stage, entity_id: int) -> str | None:
     row = session.execute(
-        text(
-            "SELECT last_error FROM job_claims WHERE stage = :stage AND entity_id = :entity AND state = 'failed'"
-        ),
+        text("SELECT last_error FROM job_claims WHERE stage = :stage AND entity_id = :entity AND state = 'failed'"),
         {"stage": stage.key, "entity": entity_id},
     ).first()
     return str(row[0]) if row and row[0] else None

@@ -40,11 +40,7 @@ def sweep(session: Session, *, master_enabled: bool = True) -> dict[str, int]:
     for stage, predicate in CANDIDATES.items():
         if stage is Stage.MASTER and not master_enabled:
             continue
-        ids = (
-            session.execute(text(f"SELECT id FROM source_videos WHERE {predicate} ORDER BY id"))
-            .scalars()
-            .all()
-        )
+        ids = session.execute(text(f"SELECT id FROM source_videos WHERE {predicate} ORDER BY id")).scalars().all()
         sent[stage.key] = sum(schedule(session, stage, int(i)) for i in ids)
     if any(sent.values()):
         log.info("dispatcher.sent %s", sent)

@@ -6,9 +6,7 @@ BASE_BACKOFF_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 3600.0
 
 
-def backoff_seconds(
-    attempt: int, *, base: float = BASE_BACKOFF_SECONDS, cap: float = MAX_BACKOFF_SECONDS
-) -> float:
+def backoff_seconds(attempt: int, *, base: float = BASE_BACKOFF_SECONDS, cap: float = MAX_BACKOFF_SECONDS) -> float:
     """Exponential: base, 2*base, 4*base ... after attempts 1, 2, 3 ..., never more than cap."""
     if attempt < 1:
         raise ValueError("attempt counts from 1")

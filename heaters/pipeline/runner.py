@@ -131,9 +131,7 @@ def run_stage(
     engine = get_engine()
     worker = claims.worker_identity()
     with unit_of_work() as session:
-        claim = claims.claim(
-            session, stage, entity_id, lease_seconds=settings.job_lease_seconds, worker_id=worker
-        )
+        claim = claims.claim(session, stage, entity_id, lease_seconds=settings.job_lease_seconds, worker_id=worker)
         if claim is not None and claims.give_up_if_exhausted(session, claim, settings.job_max_attempts):
             on_final_failure(
                 session,
@@ -186,9 +184,7 @@ def _record_failure(
             claims.fail(session, claim, message, permanent=True, max_attempts=settings.job_max_attempts)
         return
     permanent = isinstance(error, PermanentError)
-    log.error(
-        "%s.failed %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message, exc_info=not permanent
-    )
+    log.error("%s.failed %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message, exc_info=not permanent)
     with unit_of_work() as session:
         delay = claims.fail(
             session,

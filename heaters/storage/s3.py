@@ -17,9 +17,7 @@ from heaters.errors import TransientError
 from heaters.storage.keys import validate_key
 
 # Multipart above 64 MiB in 16 MiB parts: memory stays bounded whatever the file size.
-TRANSFER = TransferConfig(
-    multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4
-)
+TRANSFER = TransferConfig(multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4)
 
 
 class StorageError(TransientError):
@@ -128,9 +126,7 @@ class S3Storage:
 class CloudFrontSigner:
     """Signed CloudFront URLs (canned policy) with botocore's signer; RSA-SHA1 as CloudFront requires."""
 
-    def __init__(
-        self, domain: str, key_pair_id: str, private_key_pem: str, *, ttl_seconds: int = 3600
-    ) -> None:
+    def __init__(self, domain: str, key_pair_id: str, private_key_pem: str, *, ttl_seconds: int = 3600) -> None:
         from botocore.signers import CloudFrontSigner as _Signer
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -148,9 +144,7 @@ class CloudFrontSigner:
 
     def url(self, key: str, *, expires_in: int | None = None) -> str:
         expires = datetime.now(UTC) + timedelta(seconds=expires_in or self.ttl_seconds)
-        return str(
-            self._signer.generate_presigned_url(f"https://{self.domain}/{key}", date_less_than=expires)
-        )
+        return str(self._signer.generate_presigned_url(f"https://{self.domain}/{key}", date_less_than=expires))
 
 
 class MediaUrls:

@@ -86,7 +86,11 @@ def ingest_file(
     key = keys.original_key(video.title, video.id, name, datetime.now(UTC))
     size = storage.upload_file(path, key)
     service.transition(
-        session, video.id, VideoState.DOWNLOADED, filepath=key, original_size_bytes=size,
+        session,
+        video.id,
+        VideoState.DOWNLOADED,
+        filepath=key,
+        original_size_bytes=size,
         downloaded_at=datetime.now(UTC),
     )
     schedule(session, Stage.ENCODE, video.id)

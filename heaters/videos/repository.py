@@ -52,9 +52,7 @@ def _clips(session: Session, video_id: int) -> list[Clip]:
 
 def list_videos(session: Session) -> list[dict[str, Any]]:
     videos = session.exec(select(SourceVideo).order_by(SourceVideo.id)).all()  # type: ignore[arg-type]
-    return [
-        {**video_summary(v), "clips": [clip_summary(c) for c in _clips(session, v.id or 0)]} for v in videos
-    ]
+    return [{**video_summary(v), "clips": [clip_summary(c) for c in _clips(session, v.id or 0)]} for v in videos]
 
 
 def show_video(session: Session, video_id: int) -> dict[str, Any]:

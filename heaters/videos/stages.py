@@ -61,9 +61,7 @@ def run_download(ctx: StageContext) -> None:
         url, title = video.original_url, video.title
     events.publish("video.state", video_id=ctx.entity_id, state=VideoState.DOWNLOADING.value)
 
-    downloaded = download(
-        url, ctx.work_dir, timeout=ctx.settings.ytdlp_timeout_seconds, on_progress=ctx.progress
-    )
+    downloaded = download(url, ctx.work_dir, timeout=ctx.settings.ytdlp_timeout_seconds, on_progress=ctx.progress)
     final_title = downloaded.title or title
     key = keys.original_key(final_title, ctx.entity_id, downloaded.path.name, datetime.now(UTC))
     size = get_storage().upload_file(downloaded.path, key)

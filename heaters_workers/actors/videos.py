@@ -36,9 +36,7 @@ def encode(video_id: int) -> None:
     _run(Stage.ENCODE, video_id, video_stages.run_encode)
 
 
-@dramatiq.actor(
-    actor_name=Stage.DETECT_SCENES.actor_name, queue_name=Stage.DETECT_SCENES.queue.value, **OPTIONS
-)
+@dramatiq.actor(actor_name=Stage.DETECT_SCENES.actor_name, queue_name=Stage.DETECT_SCENES.queue.value, **OPTIONS)
 def detect_scenes(video_id: int) -> None:
     _run(Stage.DETECT_SCENES, video_id, video_stages.run_detect_scenes)
 

@@ -26,7 +26,11 @@ def reviewer(engine: Engine) -> None:
 
 
 def test_an_uploaded_video_turns_ready_without_a_reload(
-    page: Page, web_url: str, reviewer: None, start_worker, tmp_path: Path  # type: ignore[no-untyped-def]
+    page: Page,
+    web_url: str,
+    reviewer: None,
+    start_worker,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     source = synth.make_cut_video(tmp_path / "beach.mp4", fps=Fraction(25), scene_frames=(40, 35, 50))
     start_worker(MASTER_ENABLED="false")

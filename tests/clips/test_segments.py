@@ -14,12 +14,16 @@ from heaters.media.scenes import DetectedCut
 
 
 def _covers(segments: list[tuple[int, int]], frame_count: int) -> bool:
-    return (segments[0][0] == 0 and segments[-1][1] == frame_count
-            and all(a[1] == b[0] for a, b in pairwise(segments))
-            and all(start < end for start, end in segments))
+    return (
+        segments[0][0] == 0
+        and segments[-1][1] == frame_count
+        and all(a[1] == b[0] for a, b in pairwise(segments))
+        and all(start < end for start, end in segments)
+    )
 
 
 # ---- segments_from_cuts ----------------------------------------------------------------------------------
+
 
 def test_segments_are_half_open_with_implicit_start_and_end() -> None:
     assert segments_from_cuts([30, 75], 100) == [(0, 30), (30, 75), (75, 100)]
@@ -46,6 +50,7 @@ def test_frame_count_must_be_positive() -> None:
 
 
 # ---- merge_short_segments --------------------------------------------------------------------------------
+
 
 def _frames(cuts: list[tuple[int, float]]) -> list[int]:
     return [frame for frame, _ in cuts]
@@ -132,6 +137,7 @@ def test_many_cuts_merge_quickly() -> None:
 
 
 # ---- identifiers -----------------------------------------------------------------------------------------
+
 
 def test_segment_identifier() -> None:
     assert segment_identifier(42, 1) == "42_segment_001"

@@ -26,8 +26,10 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def cut_sources(media_dir: Path) -> dict[str, synth.SynthVideo]:
     """Long-GOP sources with hard cuts at known frames, at 25, 30 and 30000/1001 fps."""
-    return {name: synth.make_cut_video(media_dir / f"cuts_{name}.mp4", fps=fps, scene_frames=SCENES)
-            for name, fps in RATES.items()}
+    return {
+        name: synth.make_cut_video(media_dir / f"cuts_{name}.mp4", fps=fps, scene_frames=SCENES)
+        for name, fps in RATES.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +39,9 @@ def cut_proxies(cut_sources: dict[str, synth.SynthVideo], media_dir: Path) -> di
     for name, source in cut_sources.items():
         path = media_dir / f"cuts_{name}.proxy.mp4"
         run_tool(proxy_args(source.path, path, fps=source.fps), timeout=120)
-        proxies[name] = synth.SynthVideo(path, source.fps, source.frame_count, source.width, source.height,
-                                         source.cuts, source.has_audio)
+        proxies[name] = synth.SynthVideo(
+            path, source.fps, source.frame_count, source.width, source.height, source.cuts, source.has_audio
+        )
     return proxies
 
 
@@ -47,11 +50,11 @@ def odd_inputs(media_dir: Path) -> dict[str, synth.SynthVideo | Path]:
     """Sources a proxy must survive: odd portrait, 60 fps, 4K, VFR, phone rotation metadata."""
     p60 = synth.make_pattern_video(media_dir / "p60.mp4", fps=Fraction(60), frames=90, width=320, height=180)
     return {
-        "portrait_odd": synth.make_pattern_video(media_dir / "portrait_odd.mp4", fps=Fraction(30), frames=30,
-                                                 width=721, height=1281, audio=True),
+        "portrait_odd": synth.make_pattern_video(
+            media_dir / "portrait_odd.mp4", fps=Fraction(30), frames=30, width=721, height=1281, audio=True
+        ),
         "fps60": p60,
-        "uhd": synth.make_pattern_video(media_dir / "uhd.mp4", fps=Fraction(25), frames=25, width=3840,
-                                        height=2160),
+        "uhd": synth.make_pattern_video(media_dir / "uhd.mp4", fps=Fraction(25), frames=25, width=3840, height=2160),
         "vfr": synth.make_vfr_video(media_dir / "vfr.mp4", frames=60),
         "rotated": synth.make_rotated_video(p60.path, media_dir / "rotated.mp4"),
     }

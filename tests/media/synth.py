@@ -55,8 +55,9 @@ def _source_encode(has_audio: bool) -> list[str]:
     return args
 
 
-def make_cut_video(path: Path, *, fps: Fraction, scene_frames: Sequence[int], width: int = 160,
-                   height: int = 90, audio: bool = True) -> SynthVideo:
+def make_cut_video(
+    path: Path, *, fps: Fraction, scene_frames: Sequence[int], width: int = 160, height: int = 90, audio: bool = True
+) -> SynthVideo:
     """Scenes of exactly `scene_frames` frames each, concatenated with hard cuts between them."""
     size, rate = f"{width}x{height}", f"{fps.numerator}/{fps.denominator}"
     chains, labels = [], []
@@ -75,8 +76,9 @@ def make_cut_video(path: Path, *, fps: Fraction, scene_frames: Sequence[int], wi
     return SynthVideo(path, fps, total, width, height, cuts, audio)
 
 
-def make_pattern_video(path: Path, *, fps: Fraction, frames: int, width: int, height: int,
-                       audio: bool = False) -> SynthVideo:
+def make_pattern_video(
+    path: Path, *, fps: Fraction, frames: int, width: int, height: int, audio: bool = False
+) -> SynthVideo:
     """One moving testsrc2 scene, for size/rate cases. Odd sizes are coded 4:4:4 (4:2:0 cannot be odd)."""
     rate = f"{fps.numerator}/{fps.denominator}"
     odd = bool(width % 2 or height % 2)
@@ -96,9 +98,25 @@ def make_pattern_video(path: Path, *, fps: Fraction, frames: int, width: int, he
 
 def make_vfr_video(path: Path, *, frames: int = 60) -> Path:
     """Variable frame rate: frame durations alternate 1/30 s and 1/15 s (average 20 fps), as phones do."""
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x90:r=30",
-            "-vf", "setpts='(N+floor(N/2))/(30*TB)'", "-fps_mode", "vfr", "-frames:v", str(frames),
-            "-c:v", "libx264", "-preset", "ultrafast", "-video_track_timescale", "90000", str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=160x90:r=30",
+        "-vf",
+        "setpts='(N+floor(N/2))/(30*TB)'",
+        "-fps_mode",
+        "vfr",
+        "-frames:v",
+        str(frames),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-video_track_timescale",
+        "90000",
+        str(path),
+    )
     return path
 
 
@@ -135,8 +153,25 @@ def make_audio_only(path: Path) -> Path:
 
 def make_audio_with_cover(path: Path, cover_png: Path) -> Path:
     """Music file with embedded cover art: the picture is a video stream but not a video."""
-    _ffmpeg("-f", "lavfi", "-i", "sine=f=440:r=48000:d=2", "-i", str(cover_png), "-map", "0:a", "-map", "1:v",
-            "-c:a", "libmp3lame", "-c:v", "png", "-disposition:v:0", "attached_pic", str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:r=48000:d=2",
+        "-i",
+        str(cover_png),
+        "-map",
+        "0:a",
+        "-map",
+        "1:v",
+        "-c:a",
+        "libmp3lame",
+        "-c:v",
+        "png",
+        "-disposition:v:0",
+        "attached_pic",
+        str(path),
+    )
     return path
 
 
@@ -146,8 +181,19 @@ def make_still_png(path: Path) -> Path:
 
 
 def make_one_frame_video(path: Path) -> Path:
-    _ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x90:r=25", "-frames:v", "1", "-c:v", "libx264",
-            "-pix_fmt", "yuv420p", str(path))
+    _ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=160x90:r=25",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(path),
+    )
     return path
 
 

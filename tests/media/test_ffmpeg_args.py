@@ -28,26 +28,61 @@ from heaters.media.tools import MediaToolError, run_tool
 
 from . import synth
 
-SCALE = ("scale=w='if(gte(iw,ih),min(1280,iw),min(720,iw))':h='if(gte(iw,ih),min(720,ih),min(1280,ih))'"
-         ":force_original_aspect_ratio=decrease:force_divisible_by=2")
+SCALE = (
+    "scale=w='if(gte(iw,ih),min(1280,iw),min(720,iw))':h='if(gte(iw,ih),min(720,ih),min(1280,ih))'"
+    ":force_original_aspect_ratio=decrease:force_divisible_by=2"
+)
 HEAD = ["ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"]
 
 
 # ---- pure: argument lists ---------------------------------------------------------------------------------
 
+
 def test_proxy_args() -> None:
     assert proxy_args("in.mov", Path("out/proxy.mp4"), fps=Fraction(30000, 1001)) == [
-        *HEAD, "-i", "in.mov",
-        "-map", "0:v:0", "-map", "0:a:0?",
-        "-vf", SCALE,
-        "-fps_mode", "cfr", "-r", "30000/1001",
-        "-c:v", "libx264", "-preset", "fast", "-crf", "28", "-pix_fmt", "yuv420p",
-        "-profile:v", "high", "-level:v", "4.2",
-        "-g", "1", "-keyint_min", "1", "-sc_threshold", "0",
-        "-c:a", "aac", "-b:a", "96k",
-        "-max_muxing_queue_size", "4096",
-        "-movflags", "+faststart", "-f", "mp4",
-        "-progress", "pipe:2",
+        *HEAD,
+        "-i",
+        "in.mov",
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        "-vf",
+        SCALE,
+        "-fps_mode",
+        "cfr",
+        "-r",
+        "30000/1001",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "fast",
+        "-crf",
+        "28",
+        "-pix_fmt",
+        "yuv420p",
+        "-profile:v",
+        "high",
+        "-level:v",
+        "4.2",
+        "-g",
+        "1",
+        "-keyint_min",
+        "1",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+        "-max_muxing_queue_size",
+        "4096",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        "-progress",
+        "pipe:2",
         "out/proxy.mp4",
     ]
 
@@ -64,28 +99,71 @@ def test_proxy_args_options() -> None:
 
 def test_master_args() -> None:
     assert master_args("in.mov", "master.mp4") == [
-        *HEAD, "-i", "in.mov",
-        "-map", "0:v:0", "-map", "0:a:0?",
-        "-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2",
-        "-c:v", "libx264", "-preset", "medium", "-crf", "18", "-pix_fmt", "yuv420p",
-        "-profile:v", "high", "-g", "250", "-bf", "3",
-        "-c:a", "aac", "-b:a", "256k",
-        "-max_muxing_queue_size", "4096",
-        "-movflags", "+faststart", "-f", "mp4",
-        "-progress", "pipe:2",
+        *HEAD,
+        "-i",
+        "in.mov",
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        "-vf",
+        "crop=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-crf",
+        "18",
+        "-pix_fmt",
+        "yuv420p",
+        "-profile:v",
+        "high",
+        "-g",
+        "250",
+        "-bf",
+        "3",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "256k",
+        "-max_muxing_queue_size",
+        "4096",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
+        "-progress",
+        "pipe:2",
         "master.mp4",
     ]
 
 
 def test_stream_copy_args() -> None:
     # frame 100 at 30000/1001 starts at 3.3366666... s; 30 frames last 1.001 s
-    assert stream_copy_args("https://cdn/proxy.mp4", "clip.mp4", start_frame=100, end_frame=130,
-                            fps=Fraction(30000, 1001)) == [
-        *HEAD, "-ss", "3.336667", "-i", "https://cdn/proxy.mp4",
-        "-map", "0:v:0", "-map", "0:a:0?",
-        "-frames:v", "30", "-t", "1.001000",
-        "-c", "copy", "-avoid_negative_ts", "disabled",
-        "-movflags", "+faststart", "-f", "mp4",
+    assert stream_copy_args(
+        "https://cdn/proxy.mp4", "clip.mp4", start_frame=100, end_frame=130, fps=Fraction(30000, 1001)
+    ) == [
+        *HEAD,
+        "-ss",
+        "3.336667",
+        "-i",
+        "https://cdn/proxy.mp4",
+        "-map",
+        "0:v:0",
+        "-map",
+        "0:a:0?",
+        "-frames:v",
+        "30",
+        "-t",
+        "1.001000",
+        "-c",
+        "copy",
+        "-avoid_negative_ts",
+        "disabled",
+        "-movflags",
+        "+faststart",
+        "-f",
+        "mp4",
         "clip.mp4",
     ]
 
@@ -99,8 +177,24 @@ def test_stream_copy_args_rejects_empty_negative_or_past_the_end_ranges(start: i
 
 def test_single_frame_args_seek_half_a_frame_early() -> None:
     assert single_frame_args("clip.mp4", "k.jpg", frame=50, fps=Fraction(25)) == [
-        *HEAD, "-ss", "1.980000", "-i", "clip.mp4", "-map", "0:v:0",
-        "-frames:v", "1", "-q:v", "2", "-abort_on", "empty_output", "-f", "image2", "-update", "1", "k.jpg",
+        *HEAD,
+        "-ss",
+        "1.980000",
+        "-i",
+        "clip.mp4",
+        "-map",
+        "0:v:0",
+        "-frames:v",
+        "1",
+        "-q:v",
+        "2",
+        "-abort_on",
+        "empty_output",
+        "-f",
+        "image2",
+        "-update",
+        "1",
+        "k.jpg",
     ]
     first = single_frame_args("clip.mp4", "k.jpg", frame=0, fps=Fraction(25), max_width=320)
     assert first[first.index("-ss") + 1] == "0.000000"
@@ -116,18 +210,21 @@ def test_seconds_arg_is_exact_to_the_microsecond() -> None:
         seconds_arg(Fraction(-1))
 
 
-@pytest.mark.parametrize(("source", "expected"), [
-    (Fraction(25), Fraction(25)),
-    (Fraction(30), Fraction(30)),  # 30 must not snap to its NTSC neighbour 0.1 % away
-    (Fraction(60), Fraction(60)),
-    (Fraction(2997, 100), Fraction(30000, 1001)),
-    (Fraction(2997, 125), Fraction(24000, 1001)),
-    (Fraction(5994, 100), Fraction(60000, 1001)),
-    (Fraction(120), Fraction(60)),
-    (Fraction(100), Fraction(50)),
-    (Fraction(240), Fraction(60)),
-    (Fraction(1800, 89), Fraction(1800, 89)),
-])
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (Fraction(25), Fraction(25)),
+        (Fraction(30), Fraction(30)),  # 30 must not snap to its NTSC neighbour 0.1 % away
+        (Fraction(60), Fraction(60)),
+        (Fraction(2997, 100), Fraction(30000, 1001)),
+        (Fraction(2997, 125), Fraction(24000, 1001)),
+        (Fraction(5994, 100), Fraction(60000, 1001)),
+        (Fraction(120), Fraction(60)),
+        (Fraction(100), Fraction(50)),
+        (Fraction(240), Fraction(60)),
+        (Fraction(1800, 89), Fraction(1800, 89)),
+    ],
+)
 def test_proxy_fps(source: Fraction, expected: Fraction) -> None:
     assert proxy_fps(source) == expected
 
@@ -186,9 +283,20 @@ def test_progress_end_is_100_even_when_counts_disagree() -> None:
 def test_progress_parser_as_stderr_callback() -> None:
     reported: list[float] = []
     parser = ProgressParser(total_frames=100, on_progress=reported.append, step=10)
-    consumed = [parser(line) for line in
-                ["frame=1", "progress=continue", "frame=5", "progress=continue", "Error opening output file",
-                 "frame=30", "progress=continue", "frame=100", "progress=end"]]
+    consumed = [
+        parser(line)
+        for line in [
+            "frame=1",
+            "progress=continue",
+            "frame=5",
+            "progress=continue",
+            "Error opening output file",
+            "frame=30",
+            "progress=continue",
+            "frame=100",
+            "progress=end",
+        ]
+    ]
     assert consumed == [True, True, True, True, False, True, True, True, True]
     assert reported == [1.0, 30.0, 100.0]  # 5 % was under the 10 % step
     assert parser.done and parser.percent == 100.0
@@ -211,6 +319,7 @@ def test_progress_parser_without_totals_only_filters() -> None:
 
 # ---- real ffmpeg: the proxy ------------------------------------------------------------------------------
 
+
 def _ffprobe_json(*args: str) -> dict:
     return json.loads(run_tool(["ffprobe", "-v", "error", "-of", "json", *args], timeout=60).stdout_text)
 
@@ -226,8 +335,9 @@ def _packet_flags(path: Path) -> list[str]:
 
 def _packet_hashes(path: Path) -> list[str]:
     """One md5 per video packet: stream copy must reproduce the proxy's packets byte for byte."""
-    out = run_tool(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framemd5",
-                    "-"], timeout=60).stdout_text
+    out = run_tool(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"], timeout=60
+    ).stdout_text
     return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if not line.startswith("#")]
 
 
@@ -259,9 +369,13 @@ def test_awkward_sources_make_valid_proxies(name: str, odd_inputs: dict, media_d
     assert parser.done and parser.percent == 100.0
     stream = _assert_valid_proxy(proxy, fps=fps)
     size = (stream["width"], stream["height"])
-    expected = {"portrait_odd": (720, 1278),  # 721x1281 -> fits 720 wide, even, aspect kept, never upscaled
-                "fps60": (320, 180), "uhd": (1280, 720), "vfr": (160, 90),
-                "rotated": (180, 320)}[name]  # 320x180 coded, rotated 90° for display
+    expected = {
+        "portrait_odd": (720, 1278),  # 721x1281 -> fits 720 wide, even, aspect kept, never upscaled
+        "fps60": (320, 180),
+        "uhd": (1280, 720),
+        "vfr": (160, 90),
+        "rotated": (180, 320),
+    }[name]  # 320x180 coded, rotated 90° for display
     assert size == expected
     if name == "vfr":
         # 60 frames over 2.967 s at a nominal 30 fps: CFR fills the long frames in with repeats
@@ -278,14 +392,14 @@ def test_master_keeps_size_and_evens_odd_dimensions(odd_inputs: dict, media_dir:
 
 # ---- real ffmpeg: stream copy and single frames on the all-intra proxy -------------------------------------
 
+
 @pytest.mark.parametrize("rate", ["25", "30", "29.97"])
 def test_stream_copy_is_frame_exact(rate: str, cut_proxies: dict, tmp_path: Path) -> None:
     proxy = cut_proxies[rate]
     reference = _packet_hashes(proxy.path)
     assert len(reference) == proxy.frame_count
     rng = random.Random(rate)
-    ranges = [(0, 1), (0, 37), (1, 2), (36, 38), (proxy.frame_count - 1, proxy.frame_count),
-              (200, proxy.frame_count)]
+    ranges = [(0, 1), (0, 37), (1, 2), (36, 38), (proxy.frame_count - 1, proxy.frame_count), (200, proxy.frame_count)]
     ranges += [(s, s + rng.randint(1, 40)) for s in rng.sample(range(0, proxy.frame_count - 41), 5)]
     for start, end in ranges:
         clip = tmp_path / f"clip_{start}_{end}.mp4"
@@ -305,9 +419,28 @@ def test_single_frame_is_the_requested_frame(frame: int, cut_proxies: dict, tmp_
     got, want = tmp_path / "got.jpg", tmp_path / "want.jpg"
     run_tool(single_frame_args(proxy.path, got, frame=frame, fps=proxy.fps), timeout=30)
     # reference: decode from the start and select the frame by index (slow but unambiguous)
-    run_tool(["ffmpeg", "-v", "error", "-y", "-i", str(proxy.path), "-map", "0:v:0",
-              "-vf", f"select=eq(n\\,{frame})", "-frames:v", "1", "-q:v", "2", "-f", "image2", str(want)],
-             timeout=30)
+    run_tool(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(proxy.path),
+            "-map",
+            "0:v:0",
+            "-vf",
+            f"select=eq(n\\,{frame})",
+            "-frames:v",
+            "1",
+            "-q:v",
+            "2",
+            "-f",
+            "image2",
+            str(want),
+        ],
+        timeout=30,
+    )
     neighbour = tmp_path / "neighbour.jpg"
     other = frame + 1 if frame + 1 < proxy.frame_count else frame - 1
     run_tool(single_frame_args(proxy.path, neighbour, frame=other, fps=proxy.fps), timeout=30)
@@ -315,8 +448,7 @@ def test_single_frame_is_the_requested_frame(frame: int, cut_proxies: dict, tmp_
     assert got.read_bytes() != neighbour.read_bytes()  # frames differ, so equality above means something
 
 
-def test_single_frame_past_the_end_fails_instead_of_writing_nothing(cut_proxies: dict,
-                                                                    tmp_path: Path) -> None:
+def test_single_frame_past_the_end_fails_instead_of_writing_nothing(cut_proxies: dict, tmp_path: Path) -> None:
     proxy = cut_proxies["25"]
     args = single_frame_args(proxy.path, tmp_path / "x.jpg", frame=proxy.frame_count + 5, fps=proxy.fps)
     with pytest.raises(MediaToolError, match="Empty output"):
@@ -326,7 +458,8 @@ def test_single_frame_past_the_end_fails_instead_of_writing_nothing(cut_proxies:
 def test_a_failed_encode_reports_ffmpegs_own_words(bad_inputs: dict[str, Path], tmp_path: Path) -> None:
     parser = ProgressParser(total_frames=100)
     with pytest.raises(MediaToolError) as caught:
-        run_tool(proxy_args(bad_inputs["text"], tmp_path / "p.mp4", fps=Fraction(25)), timeout=30,
-                 on_stderr_line=parser)
+        run_tool(
+            proxy_args(bad_inputs["text"], tmp_path / "p.mp4", fps=Fraction(25)), timeout=30, on_stderr_line=parser
+        )
     assert "Invalid data found when processing input" in str(caught.value)
     assert "progress=" not in caught.value.stderr_tail

@@ -54,30 +54,43 @@ def test_vfr_keeps_the_nominal_rate_and_reports_the_average(odd_inputs: dict[str
     assert info.variable_frame_rate
 
 
-def test_frame_count_without_nb_frames_counts_packets(cut_sources: dict[str, synth.SynthVideo],
-                                                      tmp_path: Path) -> None:
+def test_frame_count_without_nb_frames_counts_packets(cut_sources: dict[str, synth.SynthVideo], tmp_path: Path) -> None:
     mkv = tmp_path / "cuts.mkv"  # Matroska stores no frame count
     source = cut_sources["29.97"].path
     run_tool(["ffmpeg", "-v", "error", "-i", str(source), "-c", "copy", str(mkv)], timeout=30)
-    stream = run_tool(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                       "stream=nb_frames", "-of", "csv=p=0", str(mkv)], timeout=30).stdout_text.strip()
+    stream = run_tool(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_frames",
+            "-of",
+            "csv=p=0",
+            str(mkv),
+        ],
+        timeout=30,
+    ).stdout_text.strip()
     assert stream == "N/A"
     info = probe(mkv, timeout=TIMEOUT)
     assert info.frame_count == 241 and info.fps == Fraction(30000, 1001)
 
 
-@pytest.mark.parametrize(("name", "reason", "message"), [
-    ("zero_byte", "empty", "The file is empty (0 bytes)."),
-    ("text", "not_media",
-     "This file is not a video FFmpeg can read: Invalid data found when processing input"),
-    ("audio_only", "no_video", "The file has no video stream (audio only)."),
-    ("audio_with_cover", "no_video", "The file has no video stream (audio only)."),
-    ("still_png", "still_image", "This is a still image (png), not a video."),
-    ("png_named_mp4", "still_image", "This is a still image (png), not a video."),
-    ("one_frame", "too_few_frames", "The video has only 1 frame; need at least 2."),
-])
-def test_bad_inputs_get_a_human_message(name: str, reason: str, message: str,
-                                        bad_inputs: dict[str, Path]) -> None:
+@pytest.mark.parametrize(
+    ("name", "reason", "message"),
+    [
+        ("zero_byte", "empty", "The file is empty (0 bytes)."),
+        ("text", "not_media", "This file is not a video FFmpeg can read: Invalid data found when processing input"),
+        ("audio_only", "no_video", "The file has no video stream (audio only)."),
+        ("audio_with_cover", "no_video", "The file has no video stream (audio only)."),
+        ("still_png", "still_image", "This is a still image (png), not a video."),
+        ("png_named_mp4", "still_image", "This is a still image (png), not a video."),
+        ("one_frame", "too_few_frames", "The video has only 1 frame; need at least 2."),
+    ],
+)
+def test_bad_inputs_get_a_human_message(name: str, reason: str, message: str, bad_inputs: dict[str, Path]) -> None:
     with pytest.raises(UnsupportedMedia) as caught:
         probe(bad_inputs[name], timeout=TIMEOUT)
     assert str(caught.value) == message
@@ -100,16 +113,19 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_a_jpeg_is_a_still_image(tmp_path: Path) -> None:
     jpeg = tmp_path / "photo.jpg"
-    run_tool(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90", "-frames:v", "1", str(jpeg)],
-             timeout=30)
+    run_tool(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90", "-frames:v", "1", str(jpeg)], timeout=30
+    )
     with pytest.raises(UnsupportedMedia, match=r"still image \(mjpeg\)"):
         probe(jpeg, timeout=TIMEOUT)
 
 
 def test_an_animated_gif_is_a_video(tmp_path: Path) -> None:
     gif = tmp_path / "anim.gif"
-    run_tool(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=10", "-frames:v", "10",
-              str(gif)], timeout=30)
+    run_tool(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=160x90:r=10", "-frames:v", "10", str(gif)],
+        timeout=30,
+    )
     info = probe(gif, timeout=TIMEOUT)
     assert info.frame_count == 10 and info.fps == 10
 
@@ -126,9 +142,19 @@ def test_unreachable_url_is_transient() -> None:
 
 # ---- describe(): the decisions, on hand-written ffprobe JSON ----------------------------------------------
 
+
 def _video(**fields: Any) -> dict[str, Any]:
-    stream = {"index": 0, "codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080,
-              "r_frame_rate": "30/1", "avg_frame_rate": "30/1", "nb_frames": "300", "duration": "10.0"}
+    stream = {
+        "index": 0,
+        "codec_type": "video",
+        "codec_name": "h264",
+        "width": 1920,
+        "height": 1080,
+        "r_frame_rate": "30/1",
+        "avg_frame_rate": "30/1",
+        "nb_frames": "300",
+        "duration": "10.0",
+    }
     stream.update(fields)
     return stream
 
@@ -196,8 +222,9 @@ def test_describe_rejects_missing_size_and_no_streams() -> None:
 
 
 def test_useful_line_strips_paths_and_demuxer_prefixes() -> None:
-    stderr = ("[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d] moov atom not found\n"
-              "/tmp/x.mp4: Invalid data found when processing input")
+    stderr = (
+        "[mov,mp4,m4a,3gp,3g2,mj2 @ 0x55d] moov atom not found\n/tmp/x.mp4: Invalid data found when processing input"
+    )
     assert useful_line(stderr, "/tmp/x.mp4") == "Invalid data found when processing input"
     assert useful_line("[h264 @ 0x1] broken stream\n", "other") == "broken stream"
     assert useful_line("", "x") == ""

@@ -28,14 +28,20 @@ EXPECTED_SEGMENTS = [(0, 37), (37, 66), (66, 107), (107, 140), (140, 166), (166,
 
 @pytest.mark.parametrize("detector", DETECTORS)
 @pytest.mark.parametrize("rate", ["25", "30", "29.97"])
-def test_cuts_land_exactly_on_the_known_frames(rate: str, detector: str,
-                                                cut_proxies: dict[str, synth.SynthVideo]) -> None:
+def test_cuts_land_exactly_on_the_known_frames(
+    rate: str, detector: str, cut_proxies: dict[str, synth.SynthVideo]
+) -> None:
     proxy = cut_proxies[rate]
     info = probe(proxy.path, timeout=30)
     assert info.frame_count == sum(SCENES) and info.fps == proxy.fps
 
-    cuts = detect_cuts(proxy.path, detector=detector, min_scene_len_frames=15,  # type: ignore[arg-type]
-                       expected_frame_count=info.frame_count, fps=info.fps)
+    cuts = detect_cuts(
+        proxy.path,
+        detector=detector,
+        min_scene_len_frames=15,  # type: ignore[arg-type]
+        expected_frame_count=info.frame_count,
+        fps=info.fps,
+    )
 
     assert [cut.frame for cut in cuts] == EXPECTED_CUTS == list(proxy.cuts)
     assert all(isinstance(cut, DetectedCut) and cut.score > 0 for cut in cuts)
@@ -43,15 +49,20 @@ def test_cuts_land_exactly_on_the_known_frames(rate: str, detector: str,
     assert segments_from_cuts([cut.frame for cut in kept], info.frame_count) == EXPECTED_SEGMENTS
 
 
-def test_a_detected_segment_stream_copies_to_exactly_its_frames(cut_proxies: dict[str, synth.SynthVideo],
-                                                                 tmp_path: Path) -> None:
+def test_a_detected_segment_stream_copies_to_exactly_its_frames(
+    cut_proxies: dict[str, synth.SynthVideo], tmp_path: Path
+) -> None:
     """The whole promise: a clip made from detected frames starts on the scene's first frame."""
     proxy = cut_proxies["29.97"]
     cuts = detect_cuts(proxy.path, expected_frame_count=proxy.frame_count, fps=proxy.fps)
     start, end = segments_from_cuts([c.frame for c in cuts], proxy.frame_count)[3]
     clip = tmp_path / "scene4.mp4"
-    run_tool(stream_copy_args(proxy.path, clip, start_frame=start, end_frame=end, fps=proxy.fps,
-                              frame_count=proxy.frame_count), timeout=30)
+    run_tool(
+        stream_copy_args(
+            proxy.path, clip, start_frame=start, end_frame=end, fps=proxy.fps, frame_count=proxy.frame_count
+        ),
+        timeout=30,
+    )
     assert probe(clip, timeout=30).frame_count == end - start == 33
 
     # Re-detecting on the clip finds no cut: it holds one scene and nothing of its neighbours.
@@ -91,8 +102,9 @@ def test_threshold_and_min_scene_len_are_passed_through(cut_proxies: dict[str, s
 
 def test_progress_reaches_the_end(cut_proxies: dict[str, synth.SynthVideo]) -> None:
     seen: list[tuple[int, int]] = []
-    detect_cuts(cut_proxies["25"].path, expected_frame_count=241,
-                on_progress=lambda done, total: seen.append((done, total)))
+    detect_cuts(
+        cut_proxies["25"].path, expected_frame_count=241, on_progress=lambda done, total: seen.append((done, total))
+    )
     assert seen[-1] == (241, 241)
     assert [n for n, _ in seen] == sorted(n for n, _ in seen)
 

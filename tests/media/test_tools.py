@@ -63,8 +63,10 @@ def test_nonzero_exit_raises_with_the_stderr_tail_in_the_error() -> None:
 
 
 def test_stderr_tail_is_bounded_and_keeps_the_end() -> None:
-    script = ("i=0; while [ $i -lt 3000 ]; do echo \"noise line $i padding padding padding\" >&2;"
-              " i=$((i+1)); done; echo 'the real error' >&2; exit 1")
+    script = (
+        'i=0; while [ $i -lt 3000 ]; do echo "noise line $i padding padding padding" >&2;'
+        " i=$((i+1)); done; echo 'the real error' >&2; exit 1"
+    )
     with pytest.raises(MediaToolError) as caught:
         run_tool(["sh", "-c", script], timeout=20)
     tail = caught.value.stderr_tail
@@ -80,8 +82,9 @@ def test_stderr_lines_stream_in_order_and_consumed_lines_stay_out_of_the_tail() 
         seen.append(line)
         return line.startswith("progress=")
 
-    result = run_tool(["sh", "-c", "printf 'a\\rb\\nprogress=continue\\nc\\nprogress=end\\n' >&2"],
-                      timeout=10, on_stderr_line=on_line)
+    result = run_tool(
+        ["sh", "-c", "printf 'a\\rb\\nprogress=continue\\nc\\nprogress=end\\n' >&2"], timeout=10, on_stderr_line=on_line
+    )
     assert seen == ["a", "b", "progress=continue", "c", "progress=end"]  # \r splits like \n
     assert result.stderr_tail == "a\nb\nc"
 

@@ -85,26 +85,37 @@ def test_the_same_file_twice_is_one_video(engine: Engine, pipeline_env: dict[str
 
 
 def test_running_detection_again_creates_nothing_new(
-    engine: Engine, start_worker, pipeline_env: dict[str, str], tmp_path: Path  # type: ignore[no-untyped-def]
+    engine: Engine,
+    start_worker,
+    pipeline_env: dict[str, str],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     from sqlalchemy import text
 
     source = synth.make_cut_video(tmp_path / "again.mp4", fps=Fraction(25), scene_frames=(30, 40, 30))
     worker = start_worker(MASTER_ENABLED="false")
     video_id = int(run_cli(pipeline_env, "ingest", str(source.path)).stdout.strip())
-    wait_for(lambda: video_row(engine, video_id)["spliced_at"] is not None, timeout=120, what="detection",
-             logs=[worker.log])
+    wait_for(
+        lambda: video_row(engine, video_id)["spliced_at"] is not None, timeout=120, what="detection", logs=[worker.log]
+    )
     before = [(c["id"], c["start_frame"], c["end_frame"]) for c in clip_rows(engine, video_id)]
 
     with engine.begin() as connection:  # as if the flag had been lost after the clips were written
-        connection.execute(text("UPDATE source_videos SET needs_splicing = true, spliced_at = NULL WHERE id = :i"),
-                           {"i": video_id})
+        connection.execute(
+            text("UPDATE source_videos SET needs_splicing = true, spliced_at = NULL WHERE id = :i"), {"i": video_id}
+        )
         connection.execute(text("UPDATE job_claims SET state = 'succeeded' WHERE stage = 'video.detect_scenes'"))
     sent = json.loads(run_cli({**pipeline_env, "MASTER_ENABLED": "false"}, "dispatch").stdout)
     assert sent["video.detect_scenes"] == 1
-    wait_for(lambda: video_row(engine, video_id)["spliced_at"] is not None, timeout=60, what="the second run",
-             logs=[worker.log])
+    wait_for(
+        lambda: video_row(engine, video_id)["spliced_at"] is not None,
+        timeout=60,
+        what="the second run",
+        logs=[worker.log],
+    )
     assert [(c["id"], c["start_frame"], c["end_frame"]) for c in clip_rows(engine, video_id)] == before
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM cuts WHERE source_video_id = :i"),
-                                  {"i": video_id}).scalar() == 2
+        assert (
+            connection.execute(text("SELECT count(*) FROM cuts WHERE source_video_id = :i"), {"i": video_id}).scalar()
+            == 2
+        )

@@ -55,8 +55,9 @@ def test_presigned_urls_work_expire_and_refuse_tampering(app_env: dict[str, str]
 
 def test_cloudfront_urls_are_signed_with_the_configured_key() -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     signer = CloudFrontSigner("https://d111.cloudfront.net/", "K2JCJMDEHXQW5F", pem, ttl_seconds=600)
     url = signer.url("proxies/a_1_proxy.mp4")
     parts = urlsplit(url)
@@ -70,8 +71,14 @@ def test_cloudfront_urls_are_signed_with_the_configured_key() -> None:
         return base64.b64decode(value.replace("-", "+").replace("_", "=").replace("~", "/"))
 
     policy = json.dumps(
-        {"Statement": [{"Resource": "https://d111.cloudfront.net/proxies/a_1_proxy.mp4",
-                        "Condition": {"DateLessThan": {"AWS:EpochTime": expires}}}]},
+        {
+            "Statement": [
+                {
+                    "Resource": "https://d111.cloudfront.net/proxies/a_1_proxy.mp4",
+                    "Condition": {"DateLessThan": {"AWS:EpochTime": expires}},
+                }
+            ]
+        },
         separators=(",", ":"),
     ).encode()
     key.public_key().verify(cf_b64decode(query["Signature"]), policy, padding.PKCS1v15(), hashes.SHA1())
@@ -81,7 +88,8 @@ def test_media_urls_prefer_cloudfront_when_configured(app_env: dict[str, str]) -
     storage = get_storage()
     assert "X-Amz-Signature" in MediaUrls(storage).get_url("proxies/x.mp4")
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     signed = MediaUrls(storage, CloudFrontSigner("d1.cloudfront.net", "KID", pem)).get_url("proxies/x.mp4")
     assert signed.startswith("https://d1.cloudfront.net/proxies/x.mp4?") and "Signature=" in signed
