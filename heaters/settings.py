@@ -89,7 +89,6 @@ class Settings(WebSettings):
     min_scene_seconds: float = Field(0.5, ge=0, validation_alias=_env("MIN_SCENE_SECONDS"))
 
     ffmpeg_timeout_seconds: int = Field(6 * 3600, ge=1, validation_alias=_env("FFMPEG_TIMEOUT_SECONDS"))
-    ffprobe_timeout_seconds: int = Field(120, ge=1, validation_alias=_env("FFPROBE_TIMEOUT_SECONDS"))
     ytdlp_timeout_seconds: int = Field(3 * 3600, ge=1, validation_alias=_env("YTDLP_TIMEOUT_SECONDS"))
     job_max_attempts: int = Field(5, ge=1, le=50, validation_alias=_env("JOB_MAX_ATTEMPTS"))
     job_backoff_seconds: float = Field(30.0, gt=0, validation_alias=_env("JOB_BACKOFF_SECONDS"))
