@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
+import sys
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
@@ -18,6 +23,7 @@ from periodiq import PeriodiqMiddleware
 # Our own attempts are counted in Postgres (job_claims), because Dramatiq does not count a message
 # whose worker was SIGKILLed. Dramatiq's Retries stays for unexpected exceptions, kept small.
 MAX_DRAMATIQ_RETRIES = 3
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def build_broker(redis_url: str) -> RedisBroker:
@@ -34,6 +40,7 @@ def build_broker(redis_url: str) -> RedisBroker:
         CurrentMessage(),
         PeriodiqMiddleware(skip_delay=30),
         SweepWorkDirs(),
+        DieWithParent(),
     ):
         broker.add_middleware(middleware)
     return broker
@@ -54,3 +61,15 @@ class SweepWorkDirs(dramatiq.Middleware):
         from heaters.settings import get_settings
 
         sweep_orphaned_work_dirs(get_settings().work_dir)
+
+
+class DieWithParent(dramatiq.Middleware):
+    """Dramatiq's forked worker processes outlive a killed main process; ask the kernel to end them too."""
+
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        if sys.platform != "linux":
+            return
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the main process died before we asked: we were already adopted by init
+            os._exit(1)

@@ -39,6 +39,7 @@ from heaters.devstack.services import (
     port_in_use,
 )
 from heaters.errors import ConfigError
+from heaters.media.tools import DIE_WITH_PARENT
 
 DEFAULT_PORTS: dict[str, int] = {"postgres": 54329, "redis": 63799, "s3": 8333}
 BUCKET = "heaters"
@@ -310,7 +311,8 @@ class ProcessGroup:
         child_env = {**(os.environ if inherit_env else {}), **(env or {})}
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         proc = subprocess.Popen(
-            list(argv),
+            # If the supervisor itself is killed, its children go too (a graceful stop is ours to do).
+            [*DIE_WITH_PARENT, *argv],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

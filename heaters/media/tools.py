@@ -197,7 +197,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 # orphan in its own session. setpriv (util-linux) sets PR_SET_PDEATHSIG and execs: no preexec_fn, which
 # is unsafe in a threaded worker.
 _SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
-_DIE_WITH_PARENT: list[str] = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+DIE_WITH_PARENT: list[str] = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
 
 def run_tool(
@@ -223,7 +223,7 @@ def run_tool(
     deadline = started + timeout
     try:
         proc = subprocess.Popen(
-            [*_DIE_WITH_PARENT, exe, *argv[1:]],
+            [*DIE_WITH_PARENT, exe, *argv[1:]],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from heaters.errors import ConfigError
@@ -50,3 +52,51 @@ def test_worker_exits_nonzero_naming_an_unknown_queue(app_env: dict[str, str]) -
     assert result.returncode == 1
     assert "WORKER_QUEUES names unknown queue(s): bogus" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_killed_worker_supervisor_takes_its_processes_with_it(app_env: dict[str, str]) -> None:
+    """SIGKILL (an OOM kill, a crashed container) skips every cleanup handler; nothing may live on."""
+    import os
+    import signal
+    import subprocess
+    import time
+    from pathlib import Path
+
+    heaters = str(Path(sys.executable).with_name("heaters"))
+    env = {**os.environ, **app_env, "WORKER_QUEUES": "default,exports", "SCHEDULER_ENABLED": "false"}
+    supervisor = subprocess.Popen(
+        [heaters, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+    def family() -> list[int]:
+        found, frontier = [], [supervisor.pid]
+        while frontier:
+            out = subprocess.run(
+                ["ps", "-o", "pid=", "--ppid", ",".join(map(str, frontier))], capture_output=True, text=True
+            ).stdout
+            frontier = [int(p) for p in out.split()]
+            found += frontier
+        return found
+
+    deadline = time.monotonic() + 60
+    while len(family()) < 4 and time.monotonic() < deadline:  # two dramatiq mains, each with a worker process
+        time.sleep(0.2)
+    children = family()
+    assert len(children) >= 4, children
+    os.kill(supervisor.pid, signal.SIGKILL)
+    supervisor.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while (
+        any(
+            Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+            for pid in children
+        )
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    alive = [
+        pid
+        for pid in children
+        if Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    ]
+    assert alive == []
