@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import redis.asyncio as aioredis
 import reflex as rx
@@ -22,10 +22,6 @@ WATCH_TTL_SECONDS = 3600.0
 
 # Browsers (client tokens) with a live page open in this process, and when they last loaded it.
 _watchers: dict[str, float] = {}
-
-
-class LiveState(Protocol):
-    def apply_event(self, event: dict[str, Any]) -> None: ...
 
 
 def watch(client_token: str) -> None:

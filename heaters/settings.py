@@ -19,6 +19,23 @@ from heaters.errors import ConfigError
 STACK_ENV_FILE = Path(".data/stack.env")
 
 
+def normalize_database_url(value: str) -> str:
+    """Accept Render's and Heroku's `postgres://` spelling; refuse anything that is not PostgreSQL."""
+    if value.startswith("postgres://"):
+        value = "postgresql://" + value.removeprefix("postgres://")
+    if not value.startswith(("postgresql://", "postgresql+psycopg://")):
+        raise ValueError("must be a postgresql:// URL")
+    return value
+
+
+def sqlalchemy_database_url(value: str) -> str:
+    """psycopg 3 is our driver; SQLAlchemy needs it named in the URL."""
+    value = normalize_database_url(value)
+    if value.startswith("postgresql+psycopg://"):
+        return value
+    return "postgresql+psycopg://" + value.removeprefix("postgresql://")
+
+
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
@@ -97,11 +114,7 @@ class Settings(WebSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str) -> str:
-        if value.startswith("postgres://"):  # Render and Heroku hand out this spelling
-            value = "postgresql://" + value.removeprefix("postgres://")
-        if not value.startswith(("postgresql://", "postgresql+psycopg://")):
-            raise ValueError("must be a postgresql:// URL")
-        return value
+        return normalize_database_url(value)
 
     @field_validator("redis_url")
     @classmethod
@@ -138,10 +151,7 @@ class Settings(WebSettings):
 
     @property
     def sqlalchemy_url(self) -> str:
-        """psycopg 3 is our driver; SQLAlchemy needs it named in the URL."""
-        if self.database_url.startswith("postgresql+psycopg://"):
-            return self.database_url
-        return "postgresql+psycopg://" + self.database_url.removeprefix("postgresql://")
+        return sqlalchemy_database_url(self.database_url)
 
 
 def env_name(field: str) -> str:

@@ -7,7 +7,7 @@ from reflex.event import EventSpec
 
 from heaters import routes
 from heaters.auth.tokens import read_token
-from heaters.auth.web import SessionUser, cookie_value, session_user
+from heaters.auth.web import SessionUser, cookie_value, safe_next, session_user
 from heaters.db import unit_of_work
 from heaters.settings import get_settings
 
@@ -69,7 +69,5 @@ class AuthState(rx.State):
     def login_on_load(self) -> EventSpec | None:
         """A signed-in user who opens /login goes straight on."""
         if self._load_user() is not None:
-            from heaters.auth.web import safe_next
-
             return rx.redirect(safe_next(self.router.url.query_parameters.get("next")), replace=True)
         return None

@@ -22,7 +22,7 @@ from heaters.devstack.services import port_in_use
 from heaters.devstack.stack import LocalStack, ProcessGroup
 from heaters.errors import ConfigError
 from heaters.migrations import ROOT
-from heaters.settings import STACK_ENV_FILE, WebSettings
+from heaters.settings import STACK_ENV_FILE, WebSettings, sqlalchemy_database_url
 
 # Variables that, when set, replace a local service (and what comes with it).
 EXTERNAL_VARIABLES = (
@@ -39,13 +39,9 @@ EXTERNAL_VARIABLES = (
 
 def check_database_url(url: str) -> None:
     """Fail before anything starts, in one sentence, when a given DATABASE_URL cannot be used."""
-    from heaters.settings import Settings
-
     try:
-        sqlalchemy_url = Settings.model_validate(
-            {"DATABASE_URL": url, "REDIS_URL": "redis://x", "S3_BUCKET": "x", "SECRET_KEY": "x" * 32}
-        ).sqlalchemy_url
-    except Exception:
+        sqlalchemy_url = sqlalchemy_database_url(url)
+    except ValueError:
         raise ConfigError(f"DATABASE_URL is not a postgresql:// URL: {url!r}.") from None
     engine = create_engine(sqlalchemy_url, connect_args={"connect_timeout": 5})
     try:

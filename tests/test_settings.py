@@ -84,3 +84,13 @@ def test_cloudfront_signing_needs_all_three(env: pytest.MonkeyPatch) -> None:
     env.setenv("CLOUDFRONT_KEY_PAIR_ID", "K123")
     with pytest.raises(ConfigError, match="CLOUDFRONT_DOMAIN, CLOUDFRONT_KEY_PAIR_ID and CLOUDFRONT_PRIVATE_KEY"):
         load_settings()
+
+
+def test_database_urls_are_normalised_for_psycopg() -> None:
+    from heaters.settings import sqlalchemy_database_url
+
+    assert sqlalchemy_database_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert sqlalchemy_database_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert sqlalchemy_database_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    with pytest.raises(ValueError, match="must be a postgresql:// URL"):
+        sqlalchemy_database_url("mysql://u@h/db")

@@ -22,7 +22,6 @@ from heaters.videos.repository import list_videos
 
 UPLOAD_ID = "video-upload"
 FAILED_STATES = {"download_failed", "encoding_failed", "detect_scenes_failed"}
-STATE_COLORS = {"ready": "green", "failed": "red", "working": "blue"}
 
 
 def _row(video: dict[str, Any]) -> dict[str, Any]:

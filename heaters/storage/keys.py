@@ -44,10 +44,6 @@ def keyframe_key(clip_id: int, strategy: str, position: int, ext: str = "jpg") -
     return f"artifacts/keyframes/clip_{clip_id}_{sanitize(strategy)}_{position}.{ext}"
 
 
-def playback_key(clip_id: int, version: str) -> str:
-    return f"playback/clip_{clip_id}_{sanitize(version)}.mp4"
-
-
 def validate_key(key: str) -> str:
     """Keys we write are relative, short and free of empty segments."""
     if not key or len(key) > MAX_KEY or key.startswith("/") or key.endswith("/") or "//" in key:

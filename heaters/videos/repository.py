@@ -52,7 +52,10 @@ def _clips(session: Session, video_id: int) -> list[Clip]:
 
 def list_videos(session: Session) -> list[dict[str, Any]]:
     videos = session.exec(select(SourceVideo).order_by(SourceVideo.id)).all()  # type: ignore[arg-type]
-    return [{**video_summary(v), "clips": [clip_summary(c) for c in _clips(session, v.id or 0)]} for v in videos]
+    clips: dict[int, list[dict[str, Any]]] = {}
+    for clip in session.exec(select(Clip).order_by(Clip.start_frame, Clip.id)).all():  # type: ignore[arg-type]
+        clips.setdefault(clip.source_video_id, []).append(clip_summary(clip))
+    return [{**video_summary(v), "clips": clips.get(v.id or 0, [])} for v in videos]
 
 
 def show_video(session: Session, video_id: int) -> dict[str, Any]:
