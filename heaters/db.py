@@ -9,7 +9,7 @@ from functools import lru_cache
 from sqlalchemy import Engine
 from sqlmodel import Session, create_engine
 
-from heaters import jobs
+from heaters import events, jobs
 from heaters.settings import get_settings
 
 
@@ -24,17 +24,23 @@ def get_engine() -> Engine:
 
 @contextmanager
 def unit_of_work(engine: Engine | None = None) -> Iterator[Session]:
-    """Yield a session; commit, then send the jobs queued inside; on error roll back and drop them.
+    """Yield a session; commit, then send the jobs and events queued inside; on error roll back and drop them.
 
     Services never commit: the caller's unit of work does, so a message can never name a row that a
     rollback took back. A send lost after the commit is healed by the Dispatcher.
     """
-    with jobs.buffer() as pending, Session(engine or get_engine(), expire_on_commit=False) as session:
+    with (
+        jobs.buffer() as pending,
+        events.buffer() as pending_events,
+        Session(engine or get_engine(), expire_on_commit=False) as session,
+    ):
         try:
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             pending.clear()
+            pending_events.clear()
             raise
     jobs.send_all(pending)
+    events.send_all(pending_events)

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from heaters.models.artifact import EMBEDDING_MODELS, ClipArtifact, Embedding
 from heaters.models.clip import Clip, Cut
 from heaters.models.job import JobClaim
+from heaters.models.review import ReviewLease, TempClip
 from heaters.models.states import (
     ClaimState,
     ClipState,
@@ -12,6 +13,7 @@ from heaters.models.states import (
     KeyframeStrategy,
     ReviewActionKind,
     Role,
+    TempClipState,
     VideoState,
 )
 from heaters.models.user import ReviewAction, User
@@ -32,8 +34,11 @@ __all__ = [
     "KeyframeStrategy",
     "ReviewAction",
     "ReviewActionKind",
+    "ReviewLease",
     "Role",
     "SourceVideo",
+    "TempClip",
+    "TempClipState",
     "User",
     "VideoState",
     "metadata",

@@ -28,6 +28,13 @@ class Clip(SQLModel, table=True):
         Index("clips_source_video_id_idx", "source_video_id"),
         Index("clips_ingest_state_idx", "ingest_state", "id"),
         Index("clips_grouped_with_clip_id_idx", "grouped_with_clip_id"),
+        # The review queue: pending clips in source order (video, then start frame).
+        Index(
+            "clips_pending_order_idx",
+            "source_video_id",
+            "start_frame",
+            postgresql_where=text("ingest_state = 'pending_review'"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -35,6 +35,12 @@ class ClipState(StrEnum):
     EMBEDDING_FAILED = "embedding_failed"
 
 
+# Clip decisions a reviewer can still take back: nothing downstream (export) has started.
+REVIEW_STATES = frozenset(
+    {ClipState.PENDING_REVIEW, ClipState.REVIEW_APPROVED, ClipState.REVIEW_SKIPPED, ClipState.REVIEW_ARCHIVED}
+)
+
+
 class Role(StrEnum):
     REVIEWER = "reviewer"
     ADMIN = "admin"
@@ -55,6 +61,14 @@ class ReviewActionKind(StrEnum):
     MERGE = "merge"
     GROUP = "group"
     SPLIT = "split"
+
+
+class TempClipState(StrEnum):
+    """A playback-cache entry: being cut, ready to serve, or failed (shown with its error and a Retry)."""
+
+    GENERATING = "generating"
+    READY = "ready"
+    FAILED = "failed"
 
 
 class ArtifactType(StrEnum):

@@ -10,6 +10,8 @@ from sqlmodel import Session
 from heaters import jobs
 from heaters.pipeline import claims
 from heaters.pipeline.stages import Stage
+from heaters.playback import service as playback_service
+from heaters.review import leases
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ def sweep(session: Session, *, master_enabled: bool = True) -> dict[str, int]:
             continue
         ids = session.execute(text(f"SELECT id FROM source_videos WHERE {predicate} ORDER BY id")).scalars().all()
         sent[stage.key] = sum(schedule(session, stage, int(i)) for i in ids)
+    # The playback cache and review leases heal here too: stalled generations go out again.
+    sent[playback_service.ACTOR] = playback_service.resend_stalled(session)
+    leases.purge_expired(session)
     if any(sent.values()):
         log.info("dispatcher.sent %s", sent)
     return sent

@@ -150,7 +150,9 @@ def run_stage(
         progress = ProgressReporter(lambda pct: report(entity_id, pct))
     started = time.monotonic()
     log.info("%s.started %s (attempt %s)", stage.key, entity_id, claim.attempts)
-    events.publish("stage.started", stage=stage.key, entity_id=entity_id, attempt=claim.attempts)
+    events.publish(
+        "stage.started", topics=stage.topics(entity_id), stage=stage.key, entity_id=entity_id, attempt=claim.attempts
+    )
     try:
         with (
             claims.heartbeat(engine, claim, settings.job_lease_seconds),
@@ -163,7 +165,13 @@ def run_stage(
                 claims.succeed(session, claim)
         elapsed = time.monotonic() - started
         log.info("%s.finished %s in %.1f s", stage.key, entity_id, elapsed)
-        events.publish("stage.finished", stage=stage.key, entity_id=entity_id, seconds=round(elapsed, 3))
+        events.publish(
+            "stage.finished",
+            topics=stage.topics(entity_id),
+            stage=stage.key,
+            entity_id=entity_id,
+            seconds=round(elapsed, 3),
+        )
     except Exception as error:  # every failure is recorded; none escapes to Dramatiq's own retries
         _record_failure(stage, entity_id, claim, error, settings, on_final_failure, on_retry)
 
@@ -202,7 +210,14 @@ def _record_failure(
                 note = f"{attempt} failed: {message} (retrying in {delay:.0f} s)"
                 on_retry(session, entity_id, note)
             schedule_retry(session, stage, entity_id, delay)
-    events.publish("stage.failed", stage=stage.key, entity_id=entity_id, error=message, final=delay is None)
+    events.publish(
+        "stage.failed",
+        topics=stage.topics(entity_id),
+        stage=stage.key,
+        entity_id=entity_id,
+        error=message,
+        final=delay is None,
+    )
 
 
 def schedule_retry(session: Session, stage: Stage, entity_id: int, delay_seconds: float) -> None:

@@ -17,6 +17,10 @@ class Stage(Enum):
         self.actor_name = actor_name
         self.queue = queue
 
+    def topics(self, entity_id: int) -> list[str]:
+        """Where the live pages hear of this stage's runs: every stage today works on a video."""
+        return ["stages", "videos", f"video:{entity_id}"]
+
     @property
     def key(self) -> str:
         """The name stored in `job_claims.stage`."""

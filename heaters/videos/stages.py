@@ -17,6 +17,7 @@ from sqlmodel import Session, col
 
 from heaters import events
 from heaters.adapters import get_storage
+from heaters.clips.repository import pending_counts
 from heaters.clips.segments import merge_short_segments, segment_identifier, segments_from_cuts
 from heaters.db import unit_of_work
 from heaters.errors import NotFound, PermanentError
@@ -59,7 +60,12 @@ def run_download(ctx: StageContext) -> None:
             raise PermanentError("This video has no URL to download.")
         service.transition(session, ctx.entity_id, VideoState.DOWNLOADING, progress=0.0, last_error=None)
         url, title = video.original_url, video.title
-    events.publish("video.state", video_id=ctx.entity_id, state=VideoState.DOWNLOADING.value)
+    events.publish(
+        "video.state",
+        topics=events.video_topics(ctx.entity_id),
+        video_id=ctx.entity_id,
+        state=VideoState.DOWNLOADING.value,
+    )
 
     downloaded = download(url, ctx.work_dir, timeout=ctx.settings.ytdlp_timeout_seconds, on_progress=ctx.progress)
     final_title = downloaded.title or title
@@ -80,7 +86,12 @@ def run_download(ctx: StageContext) -> None:
         )
         ctx.complete(session)
         schedule(session, Stage.ENCODE, ctx.entity_id)
-    events.publish("video.state", video_id=ctx.entity_id, state=VideoState.DOWNLOADED.value)
+    events.publish(
+        "video.state",
+        topics=events.video_topics(ctx.entity_id),
+        video_id=ctx.entity_id,
+        state=VideoState.DOWNLOADED.value,
+    )
 
 
 def run_encode(ctx: StageContext) -> None:
@@ -95,7 +106,12 @@ def run_encode(ctx: StageContext) -> None:
             raise PermanentError("The original file is missing; ingest the video again.")
         service.transition(session, ctx.entity_id, VideoState.ENCODING, progress=0.0, last_error=None)
         original_key, title = video.filepath, video.title
-    events.publish("video.state", video_id=ctx.entity_id, state=VideoState.ENCODING.value)
+    events.publish(
+        "video.state",
+        topics=events.video_topics(ctx.entity_id),
+        video_id=ctx.entity_id,
+        state=VideoState.ENCODING.value,
+    )
 
     source = _fetch(original_key, ctx.work_dir, "original")
     proxy = encode_proxy(
@@ -129,7 +145,9 @@ def run_encode(ctx: StageContext) -> None:
         schedule(session, Stage.DETECT_SCENES, ctx.entity_id)
         if ctx.settings.master_enabled:
             schedule(session, Stage.MASTER, ctx.entity_id)
-    events.publish("video.state", video_id=ctx.entity_id, state=VideoState.ENCODED.value)
+    events.publish(
+        "video.state", topics=events.video_topics(ctx.entity_id), video_id=ctx.entity_id, state=VideoState.ENCODED.value
+    )
 
 
 def run_detect_scenes(ctx: StageContext) -> None:
@@ -146,7 +164,12 @@ def run_detect_scenes(ctx: StageContext) -> None:
             raise PermanentError("The proxy or its metadata is missing; retry the encode.")
         service.transition(session, ctx.entity_id, VideoState.DETECTING_SCENES, progress=0.0, last_error=None)
         proxy_key, fps, frame_count = video.proxy_filepath, video.fps, video.frame_count
-    events.publish("video.state", video_id=ctx.entity_id, state=VideoState.DETECTING_SCENES.value)
+    events.publish(
+        "video.state",
+        topics=events.video_topics(ctx.entity_id),
+        video_id=ctx.entity_id,
+        state=VideoState.DETECTING_SCENES.value,
+    )
 
     proxy = _fetch(proxy_key, ctx.work_dir, "proxy")
     min_len = max(1, round(ctx.settings.min_scene_seconds * fps))
@@ -165,8 +188,17 @@ def run_detect_scenes(ctx: StageContext) -> None:
         clip_ids = write_cuts_and_clips(session, ctx.entity_id, kept, frame_count)
         service.finish_detection(session, ctx.entity_id)
         ctx.complete(session)
+        counts = pending_counts(session, ctx.entity_id)
+        # Sent after the commit: open review queues and the counts pick the new clips up.
+        events.publish(
+            "video.clips_ready",
+            topics=[events.COUNTS, *events.video_topics(ctx.entity_id)],
+            video_id=ctx.entity_id,
+            clips=len(clip_ids),
+            pending_total=counts.total,
+            video_pending=counts.video,
+        )
     log.info("video.detect_scenes %s: %s cuts, %s clips", ctx.entity_id, len(kept), len(clip_ids))
-    events.publish("video.clips_ready", video_id=ctx.entity_id, clips=len(clip_ids))
 
 
 def _has_scene_clips(session: Session, video_id: int) -> bool:
@@ -229,7 +261,7 @@ def run_encode_master(ctx: StageContext) -> None:
     with unit_of_work() as session:
         service.set_master(session, ctx.entity_id, key)
         ctx.complete(session)
-    events.publish("video.master_ready", video_id=ctx.entity_id)
+    events.publish("video.master_ready", topics=events.video_topics(ctx.entity_id), video_id=ctx.entity_id)
 
 
 # The state a video lands in when a stage fails for good, and where its progress is shown.
@@ -266,6 +298,12 @@ def progress_writer(stage: Stage) -> Callable[[int, float], None]:
             return
         with unit_of_work() as session:
             service.set_progress(session, video_id, RUNNING_STATE[stage], percent)
-        events.publish("video.progress", video_id=video_id, stage=stage.key, progress=round(percent, 1))
+        events.publish(
+            "video.progress",
+            topics=events.video_topics(video_id),
+            video_id=video_id,
+            stage=stage.key,
+            progress=round(percent, 1),
+        )
 
     return write

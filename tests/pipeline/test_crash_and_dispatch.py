@@ -83,7 +83,7 @@ def test_a_dispatcher_tick_during_a_running_encode_sends_nothing(
 
     for _ in range(2):  # two schedulers' worth of sweeps while the encode holds its claim
         sent = json.loads(run_cli({**pipeline_env, "MASTER_ENABLED": "false"}, "dispatch").stdout)
-        assert sent == {"video.download": 0, "video.encode": 0, "video.detect_scenes": 0}
+        assert sent == {"video.download": 0, "video.encode": 0, "video.detect_scenes": 0, "temp_clips.generate": 0}
 
     wait_for(lambda: _done(engine, video_id), timeout=240, what="the video to complete", logs=[worker.log])
     claim = claim_row(engine, "video.encode", video_id)
