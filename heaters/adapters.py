@@ -6,6 +6,7 @@ from functools import lru_cache
 
 import redis
 
+from heaters.playback.cache import PlaybackCache
 from heaters.settings import Settings, get_settings
 from heaters.storage.s3 import CloudFrontSigner, MediaUrls, S3Config, S3Storage
 
@@ -44,3 +45,8 @@ def get_media_urls() -> MediaUrls:
 @lru_cache(maxsize=1)
 def get_redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url, socket_connect_timeout=2, socket_timeout=5)
+
+
+@lru_cache(maxsize=1)
+def get_playback_cache() -> PlaybackCache:
+    return PlaybackCache(get_settings().playback_cache_dir)

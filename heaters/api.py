@@ -1,4 +1,4 @@
-"""Plain HTTP routes served in front of Reflex: health, sign-in and sign-out (later: media)."""
+"""Plain HTTP routes served in front of Reflex: health, sign-in and sign-out, the temp clip media route."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import quote
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from heaters.adapters import get_redis, get_storage
@@ -18,6 +18,8 @@ from heaters.auth.tokens import COOKIE_NAME, issue_token
 from heaters.auth.web import SessionUser, safe_next, session_user
 from heaters.db import get_engine, unit_of_work
 from heaters.health import readiness
+from heaters.playback import names as playback_names
+from heaters.playback.serve import resolve as resolve_temp_clip
 from heaters.settings import get_settings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -102,6 +104,25 @@ async def whoami(request: Request) -> JSONResponse:
     return JSONResponse({"id": user.id, "username": user.username, "role": user.role})
 
 
+NOT_FOUND = {"error": "not found"}
+
+
+async def temp_clip(request: Request) -> Response:
+    """A temp clip, with HTTP ranges (Starlette's FileResponse: 206, 416, HEAD, If-Range).
+
+    Only names of the form `clip_<id>_<ms>.mp4` are looked up; anything else, `..`, encoded slashes and
+    NUL bytes included, is a 404 before any file is touched.
+    """
+    name = str(request.path_params["name"])
+    if playback_names.parse(name) is None:
+        return JSONResponse(NOT_FOUND, status_code=404)
+    path = await run_in_threadpool(resolve_temp_clip, name)
+    if path is None:
+        return JSONResponse(NOT_FOUND, status_code=404)
+    # Each generation has a new name, so a URL's bytes never change: the browser may keep them.
+    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600, immutable"})
+
+
 def create_api(extra_routes: list[BaseRoute] | None = None) -> Starlette:
     """A new Starlette for each app: Reflex adds its middleware to it (it cannot be reused)."""
     return Starlette(
@@ -111,6 +132,7 @@ def create_api(extra_routes: list[BaseRoute] | None = None) -> Starlette:
             Route("/api/login", login, methods=["POST"]),
             Route("/api/logout", logout, methods=["POST"]),
             Route("/api/whoami", login_required(whoami)),
+            Route(playback_names.ROUTE_PREFIX + "{name:path}", login_required(temp_clip), methods=["GET", "HEAD"]),
             *(extra_routes or []),
         ]
     )

@@ -87,6 +87,10 @@ class Settings(WebSettings):
     cleanup_cron: str = Field("0 */4 * * *", validation_alias=_env("PLAYBACK_CLEANUP_CRON"))
 
     playback_cache_dir: Path = Field(Path("/tmp/heaters-playback"), validation_alias=_env("PLAYBACK_CACHE_DIR"))
+    # Web and temp_clips workers on separate disks (Render): workers also publish each temp clip to S3
+    # (`playback/`), and a web host that lacks one pulls it from there. One host: leave it off.
+    playback_shared: bool = Field(False, validation_alias=_env("PLAYBACK_SHARED"))
+    temp_clip_timeout_seconds: int = Field(120, ge=5, validation_alias=_env("TEMP_CLIP_TIMEOUT_SECONDS"))
     playback_cache_max_age_minutes: int = Field(15, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_AGE_MINUTES"))
     playback_cache_max_bytes: int = Field(1024**3, ge=1, validation_alias=_env("PLAYBACK_CACHE_MAX_BYTES"))
     playback_cache_min_free_bytes: int = Field(
@@ -94,6 +98,9 @@ class Settings(WebSettings):
     )
 
     work_dir: Path = Field(Path("/tmp/heaters-work"), validation_alias=_env("WORK_DIR"))
+    # Review: the current clip plus this many prepared ahead, each leased to the tab that shows it.
+    review_prefetch: int = Field(5, ge=1, le=20, validation_alias=_env("REVIEW_PREFETCH"))
+    review_lease_seconds: int = Field(90, ge=15, le=3600, validation_alias=_env("REVIEW_LEASE_SECONDS"))
     session_ttl_hours: int = Field(12, ge=1, le=24 * 30, validation_alias=_env("SESSION_TTL_HOURS"))
 
     master_enabled: bool = Field(True, validation_alias=_env("MASTER_ENABLED"))

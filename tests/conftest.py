@@ -19,6 +19,7 @@ def _clear_caches() -> None:
     adapters.get_storage.cache_clear()
     adapters.get_media_urls.cache_clear()
     adapters.get_redis.cache_clear()
+    adapters.get_playback_cache.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,76 @@
+"""A worker cuts one temp clip: stream copy of [start_frame, end_frame) from the proxy's signed URL.
+
+FFmpeg seeks over HTTP ranges (the proxy is never downloaded whole). The result is probed before it
+counts: its frame count must equal the segment's length. Only then is it renamed into the cache (and, when
+playback is shared, uploaded to S3), marked ready, and announced to the pages showing the clip. Any
+failure is recorded on the row and announced too, so a page shows the error and a Retry, never a spinner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from heaters.adapters import get_media_urls, get_playback_cache, get_storage
+from heaters.db import unit_of_work
+from heaters.errors import PermanentError
+from heaters.media.ffmpeg import stream_copy_args
+from heaters.media.probe import probe
+from heaters.media.tools import run_tool
+from heaters.pipeline.claims import worker_identity
+from heaters.pipeline.runner import error_message
+from heaters.playback import names, service
+from heaters.playback.cache import PlaybackCache
+from heaters.settings import get_settings
+
+log = logging.getLogger(__name__)
+URL_TTL_SECONDS = 600  # long enough for one stream copy; the URL never reaches a browser
+
+
+def cut(job: service.GenerationJob, source: str, cache: PlaybackCache, *, timeout: float) -> Path:
+    """The frames of one clip into the cache, verified; the partial file never outlives a failure."""
+    if job.fps is None or job.proxy_key is None:
+        raise PermanentError("The video has no proxy to cut this clip from.")
+    expected = job.end_frame - job.start_frame
+    part = cache.partial(job.filename)
+    try:
+        args = stream_copy_args(
+            source, part, start_frame=job.start_frame, end_frame=job.end_frame, fps=job.fps, frame_count=job.frame_count
+        )
+        run_tool(args, timeout=timeout)
+        frames = probe(part, timeout=timeout).frame_count
+        if frames != expected:
+            raise PermanentError(f"The temp clip has {frames} frames instead of {expected}.")
+        return cache.commit(part, job.filename)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def generate(temp_clip_id: int) -> None:
+    settings = get_settings()
+    with unit_of_work() as session:
+        job = service.take(
+            session, temp_clip_id, worker_identity(), lease_seconds=settings.temp_clip_timeout_seconds + 30
+        )
+    if job is None:
+        log.info("temp_clips.skipped %s: generated, taken by another worker, or gone", temp_clip_id)
+        return
+    started = time.perf_counter()
+    try:
+        source = get_media_urls().get_url(job.proxy_key, expires_in=URL_TTL_SECONDS) if job.proxy_key else ""
+        path = cut(job, source, get_playback_cache(), timeout=settings.temp_clip_timeout_seconds)
+        key = None
+        if settings.playback_shared:
+            key = names.s3_key(job.filename)
+            get_storage().upload_file(path, key, content_type="video/mp4")
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        with unit_of_work() as session:
+            if not service.mark_ready(session, job, size_bytes=path.stat().st_size, generate_ms=elapsed_ms, s3_key=key):
+                log.warning("temp_clips.lost %s: the row changed while it was cut", job.filename)
+        log.info("temp_clips.ready clip=%s %s in %s ms", job.clip_id, job.filename, elapsed_ms)
+    except Exception as error:  # recorded on the row and shown on the page with a Retry
+        message = error_message(error)
+        log.error("temp_clips.failed clip=%s: %s", job.clip_id, message)
+        with unit_of_work() as session:
+            service.mark_failed(session, job, message)

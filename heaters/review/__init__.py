@@ -1,0 +1,1 @@
+"""Review: the queue, leases, the actions and their undo."""

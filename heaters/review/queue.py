@@ -1,0 +1,137 @@
+"""What the review page shows about its clips, read in one query per screenful: plain dicts for the state.
+
+A card carries everything the page needs to show a queued clip the moment it becomes current (frames,
+fps, its place in the video, the cut scores at both ends, its neighbours, and whether merge and group
+are possible), so advancing needs no query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import text
+from sqlmodel import Session
+
+from heaters.review import rules
+
+_CARDS = text(
+    """
+    SELECT c.id, c.source_video_id AS video_id, c.start_frame, c.end_frame, c.ingest_state AS state,
+           c.clip_identifier AS identifier, v.title, v.fps_num, v.fps_den, v.frame_count,
+           p.id AS prev_id, p.ingest_state AS prev_state, p.grouped_with_clip_id AS prev_grouped,
+           (pl.holder IS NOT NULL AND pl.holder <> :holder) AS prev_held_by_other,
+           p.start_frame AS prev_start, p.end_frame AS prev_end,
+           n.id AS next_id, n.ingest_state AS next_state, n.start_frame AS next_start, n.end_frame AS next_end,
+           cs.id IS NOT NULL AS start_cut, cs.score AS start_score, ce.score AS end_score,
+           (SELECT count(*) FROM clips x WHERE x.source_video_id = c.source_video_id
+               AND x.ingest_state <> 'archived' AND x.start_frame < c.start_frame) + 1 AS position,
+           (SELECT count(*) FROM clips x WHERE x.source_video_id = c.source_video_id
+               AND x.ingest_state <> 'archived') AS clip_total
+      FROM clips c
+      JOIN source_videos v ON v.id = c.source_video_id
+      LEFT JOIN clips p ON p.source_video_id = c.source_video_id AND p.end_frame = c.start_frame
+                       AND p.ingest_state <> 'archived' AND c.start_frame > 0
+      LEFT JOIN review_leases pl ON pl.clip_id = p.id AND pl.lease_until > now()
+      LEFT JOIN clips n ON n.source_video_id = c.source_video_id AND n.start_frame = c.end_frame
+                       AND n.ingest_state <> 'archived'
+      LEFT JOIN cuts cs ON cs.source_video_id = c.source_video_id AND cs.frame_number = c.start_frame
+      LEFT JOIN cuts ce ON ce.source_video_id = c.source_video_id AND ce.frame_number = c.end_frame
+     WHERE c.id = ANY(:ids)
+    """
+)
+
+
+def _score(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else ""
+
+
+def card(row: dict[str, Any]) -> dict[str, Any]:
+    """One clip as the page shows it (pure: a row of the query above in, a dict of plain values out)."""
+    fps = Fraction(row["fps_num"], row["fps_den"]) if row["fps_num"] else None
+    frames = row["end_frame"] - row["start_frame"]
+    prev = (
+        rules.Neighbour(
+            id=row["prev_id"],
+            state=row["prev_state"],
+            held_by_other=bool(row["prev_held_by_other"]),
+            grouped_with=row["prev_grouped"],
+        )
+        if row["prev_id"] is not None
+        else None
+    )
+    merge = rules.merge_problem(row["start_frame"], prev, cut_exists=bool(row["start_cut"]))
+    group = rules.group_problem(row["start_frame"], prev)
+    return {
+        "id": row["id"],
+        "video_id": row["video_id"],
+        "title": row["title"],
+        "identifier": row["identifier"],
+        "start_frame": row["start_frame"],
+        "end_frame": row["end_frame"],
+        "frames": frames,
+        "fps_num": fps.numerator if fps else 0,
+        "fps_den": fps.denominator if fps else 1,
+        "duration": f"{float(frames / fps):.2f} s" if fps else "",
+        "position": int(row["position"]),
+        "clip_total": int(row["clip_total"]),
+        "prev_id": row["prev_id"] or 0,
+        "prev_state": row["prev_state"] or "",
+        "prev_frames": (row["prev_end"] - row["prev_start"]) if row["prev_id"] else 0,
+        "next_id": row["next_id"] or 0,
+        "next_state": row["next_state"] or "",
+        "start_score": _score(row["start_score"]) if row["start_frame"] > 0 else "",
+        "end_score": _score(row["end_score"]) if row["frame_count"] and row["end_frame"] < row["frame_count"] else "",
+        "merge_problem": merge or "",
+        "group_problem": group or "",
+    }
+
+
+def cards(session: Session, clip_ids: Sequence[int], holder: str) -> dict[int, dict[str, Any]]:
+    if not clip_ids:
+        return {}
+    rows = session.execute(_CARDS, {"ids": list(clip_ids), "holder": holder}).mappings()
+    return {int(r["id"]): card(dict(r)) for r in rows}
+
+
+def timeline(session: Session, video_id: int, holder: str) -> dict[str, Any]:
+    """The whole video: every live clip as a segment, every cut with its score."""
+    video = session.execute(text("SELECT frame_count FROM source_videos WHERE id = :id"), {"id": video_id}).first()
+    total = int(video[0]) if video and video[0] else 0
+    clips = session.execute(
+        text(
+            "SELECT c.id, c.start_frame, c.end_frame, c.ingest_state AS state, "
+            "(l.holder IS NOT NULL AND l.holder <> :holder) AS held_by_other "
+            "FROM clips c LEFT JOIN review_leases l ON l.clip_id = c.id AND l.lease_until > now() "
+            "WHERE c.source_video_id = :video AND c.ingest_state <> 'archived' ORDER BY c.start_frame"
+        ),
+        {"video": video_id, "holder": holder},
+    ).mappings()
+    cut_rows = session.execute(
+        text("SELECT frame_number, score, source FROM cuts WHERE source_video_id = :video ORDER BY frame_number"),
+        {"video": video_id},
+    ).mappings()
+    return {
+        "video_id": video_id,
+        "frame_count": total,
+        "clips": [
+            {
+                "id": r["id"],
+                "start_frame": r["start_frame"],
+                "end_frame": r["end_frame"],
+                "state": r["state"],
+                "held_by_other": bool(r["held_by_other"]),
+            }
+            for r in clips
+        ],
+        "cuts": [{"frame": r["frame_number"], "score": r["score"], "source": r["source"]} for r in cut_rows],
+    }
+
+
+def neighbour_ids(cards_by_id: dict[int, dict[str, Any]]) -> set[int]:
+    """The clips the context strip shows beside each queued clip."""
+    ids: set[int] = set()
+    for item in cards_by_id.values():
+        ids.update(i for i in (item["prev_id"], item["next_id"]) if i)
+    return ids
