@@ -6,9 +6,12 @@ import reflex as rx
 
 from heaters import live, routes
 from heaters.api import create_api
+from heaters.components.layout import NavState
 from heaters.pages.admin import AdminState, admin_page
 from heaters.pages.home import HomeState, home_page
 from heaters.pages.login import login_page
+from heaters.pages.review.page import review_page
+from heaters.pages.review.state import ReviewState
 from heaters.pages.videos import VideosState, videos_page
 from heaters.settings import get_settings
 from heaters.state import AuthState
@@ -17,13 +20,21 @@ from heaters_workers.broker import setup_broker
 # Messages sent from this process (ingest, retry) go to the configured Redis after each commit.
 setup_broker(get_settings().redis_url)
 
-app = rx.App(api_transformer=create_api())
-app.add_page(home_page, route=routes.HOME, title="Heaters", on_load=[AuthState.require_login, HomeState.load])
+app = rx.App(api_transformer=create_api(), stylesheets=["/review.css"])
+signed_in = [AuthState.require_login, NavState.load]
+app.add_page(home_page, route=routes.HOME, title="Heaters", on_load=[*signed_in, HomeState.load])
 app.add_page(login_page, route=routes.LOGIN, title="Sign in · Heaters", on_load=AuthState.login_on_load)
+app.add_page(videos_page, route=routes.VIDEOS, title="Videos · Heaters", on_load=[*signed_in, VideosState.load])
+app.add_page(review_page, route=routes.REVIEW, title="Review · Heaters", on_load=[*signed_in, ReviewState.load])
 app.add_page(
-    videos_page, route=routes.VIDEOS, title="Videos · Heaters", on_load=[AuthState.require_login, VideosState.load]
+    admin_page,
+    route=routes.ADMIN,
+    title="Admin · Heaters",
+    on_load=[AuthState.require_admin, NavState.load, AdminState.load],
 )
-app.add_page(
-    admin_page, route=routes.ADMIN, title="Admin · Heaters", on_load=[AuthState.require_admin, AdminState.load]
-)
-app.register_lifespan_task(live.listener(VideosState))
+
+# Live updates: which states watch while their page is open, and the one Redis subscription.
+live.hub.keep_always(NavState)
+live.hub.page(routes.VIDEOS, VideosState)
+live.hub.page(routes.REVIEW, ReviewState)
+app.register_lifespan_task(live.listener())

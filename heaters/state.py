@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import reflex as rx
 from reflex.event import EventSpec
 
-from heaters import routes
+from heaters import live, routes
 from heaters.auth.tokens import read_token
 from heaters.auth.web import SessionUser, cookie_value, safe_next, session_user
 from heaters.db import unit_of_work
@@ -28,6 +30,7 @@ class AuthState(rx.State):
 
     username: str = ""
     role: str = ""
+    _user_id: int = 0
 
     @rx.var
     def signed_in(self) -> bool:
@@ -44,21 +47,25 @@ class AuthState(rx.State):
         path = self.router.url.path or routes.HOME
         return f"{path}?{self.router.url.query}" if self.router.url.query else path
 
-    def _load_user(self) -> SessionUser | None:
-        user = _current_user(self.router.headers.cookie)
+    async def _load_user(self) -> SessionUser | None:
+        """Read the user in a thread (never on the event loop), and leave the live updates of the page
+        this tab showed before: each page's own load subscribes again."""
+        user = await asyncio.to_thread(_current_user, self.router.headers.cookie)
         self.username, self.role = (user.username, user.role) if user else ("", "")
+        self._user_id = user.id if user else 0
+        await live.hub.enter_page(self.router.session.client_token, self.router.url.path)
         return user
 
     @rx.event
-    def require_login(self) -> EventSpec | None:
+    async def require_login(self) -> EventSpec | None:
         """on_load of every protected page: unknown, expired or deactivated users go to /login."""
-        if self._load_user() is None:
+        if await self._load_user() is None:
             return rx.redirect(routes.login_with_next(self._requested_path()), replace=True)
         return None
 
     @rx.event
-    def require_admin(self) -> EventSpec | list[EventSpec] | None:
-        user = self._load_user()
+    async def require_admin(self) -> EventSpec | list[EventSpec] | None:
+        user = await self._load_user()
         if user is None:
             return rx.redirect(routes.login_with_next(self._requested_path()), replace=True)
         if not user.is_admin:
@@ -66,8 +73,8 @@ class AuthState(rx.State):
         return None
 
     @rx.event
-    def login_on_load(self) -> EventSpec | None:
+    async def login_on_load(self) -> EventSpec | None:
         """A signed-in user who opens /login goes straight on."""
-        if self._load_user() is not None:
+        if await self._load_user() is not None:
             return rx.redirect(safe_next(self.router.url.query_parameters.get("next")), replace=True)
         return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import reflex as rx
 from sqlmodel import select
 
@@ -9,6 +11,20 @@ from heaters.components.layout import signed_in_page
 from heaters.db import unit_of_work
 from heaters.models import User
 from heaters.state import AuthState
+
+
+def _users() -> list[dict[str, str]]:
+    with unit_of_work() as session:
+        rows = session.exec(select(User).order_by(User.username)).all()
+        return [
+            {
+                "username": u.username,
+                "role": u.role,
+                "active": "yes" if u.is_active else "no",
+                "last_login": u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never",
+            }
+            for u in rows
+        ]
 
 
 class AdminState(rx.State):
@@ -19,17 +35,7 @@ class AdminState(rx.State):
         if not (await self.get_state(AuthState)).is_admin:  # never ship the list to a reviewer's state
             self.users = []
             return
-        with unit_of_work() as session:
-            rows = session.exec(select(User).order_by(User.username)).all()
-            self.users = [
-                {
-                    "username": u.username,
-                    "role": u.role,
-                    "active": "yes" if u.is_active else "no",
-                    "last_login": u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never",
-                }
-                for u in rows
-            ]
+        self.users = await asyncio.to_thread(_users)
 
 
 @signed_in_page

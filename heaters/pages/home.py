@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import reflex as rx
@@ -15,6 +16,15 @@ from heaters.models import Clip, ClipState, SourceVideo
 from heaters.state import AuthState
 
 
+def _counts() -> tuple[int, int]:
+    with unit_of_work() as session:
+        videos = session.exec(select(func.count()).select_from(SourceVideo)).one()
+        pending = session.exec(
+            select(func.count()).select_from(Clip).where(Clip.ingest_state == ClipState.PENDING_REVIEW.value)
+        ).one()
+        return int(videos), int(pending)
+
+
 class HomeState(rx.State):
     videos: int = 0
     pending_clips: int = 0
@@ -23,11 +33,7 @@ class HomeState(rx.State):
     async def load(self) -> None:
         if not (await self.get_state(AuthState)).username:
             return
-        with unit_of_work() as session:
-            self.videos = session.exec(select(func.count()).select_from(SourceVideo)).one()
-            self.pending_clips = session.exec(
-                select(func.count()).select_from(Clip).where(Clip.ingest_state == ClipState.PENDING_REVIEW.value)
-            ).one()
+        self.videos, self.pending_clips = await asyncio.to_thread(_counts)
 
 
 def _card(title: str, value: Any, note: str, href: str) -> rx.Component:
@@ -51,7 +57,7 @@ def home_page() -> rx.Component:
         rx.heading("Welcome, ", AuthState.username, size="6"),
         rx.hstack(
             _card("Videos", HomeState.videos, "ingested so far", routes.VIDEOS),
-            _card("Review", HomeState.pending_clips, "clips waiting for review", routes.VIDEOS),
+            _card("Review", HomeState.pending_clips, "clips waiting for review", routes.REVIEW),
             _card("Search", "—", "similar clips, once clips are embedded", routes.HOME),
             spacing="4",
             wrap="wrap",

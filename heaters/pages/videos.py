@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from pathlib import Path
@@ -9,16 +10,16 @@ from typing import Any
 
 import reflex as rx
 
-from heaters import live
+from heaters import events, live
 from heaters.adapters import get_storage
 from heaters.components.layout import signed_in_page
 from heaters.db import unit_of_work
-from heaters.errors import HeatersError
+from heaters.errors import HeatersError, NotFound
 from heaters.pipeline.dispatch import schedule
 from heaters.state import AuthState
 from heaters.videos import service
 from heaters.videos.ingest import ingest_file, ingest_url
-from heaters.videos.repository import list_videos
+from heaters.videos.repository import list_videos, show_video
 
 UPLOAD_ID = "video-upload"
 FAILED_STATES = {"download_failed", "encoding_failed", "detect_scenes_failed"}
@@ -43,6 +44,53 @@ def _row(video: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _rows() -> list[dict[str, Any]]:
+    with unit_of_work() as session:
+        return [_row(v) for v in reversed(list_videos(session))]
+
+
+def _row_for(video_id: int) -> dict[str, Any] | None:
+    with unit_of_work() as session:
+        try:
+            return _row(show_video(session, video_id))
+        except NotFound:
+            return None
+
+
+def _keep_uploads(files: list[rx.UploadFile]) -> tuple[Path, list[Path]]:
+    """Copy the request's files to a directory of our own, which outlives the upload request."""
+    folder = Path(tempfile.mkdtemp(prefix="heaters-upload-"))
+    paths = []
+    for index, upload in enumerate(files):
+        name = Path(upload.filename or "upload.mp4").name or "upload.mp4"
+        path = folder / str(index) / name
+        path.parent.mkdir()
+        with path.open("wb") as out:
+            shutil.copyfileobj(upload.file, out, 4 * 1024 * 1024)
+        paths.append(path)
+    return folder, paths
+
+
+def _ingest(path: Path) -> tuple[int, bool]:
+    """Hash, upload to S3 (verified), insert and queue: minutes for a large file, so never on the loop."""
+    with unit_of_work() as session:
+        result = ingest_file(session, get_storage(), path, original_name=path.name)
+    return result.video_id, result.created
+
+
+def _submit_url(url: str) -> tuple[int, bool]:
+    with unit_of_work() as session:
+        result = ingest_url(session, url)
+    return result.video_id, result.created
+
+
+def _retry(video_id: int) -> str:
+    with unit_of_work() as session:
+        stage = service.retry(session, video_id)
+        schedule(session, stage, video_id)
+    return stage.key
+
+
 class VideosState(rx.State):
     videos: list[dict[str, Any]] = []
     url: str = ""
@@ -52,66 +100,86 @@ class VideosState(rx.State):
     def set_url(self, value: str) -> None:
         self.url = value
 
-    def _reload(self) -> None:
-        with unit_of_work() as session:
-            self.videos = [_row(v) for v in reversed(list_videos(session))]
-
     @rx.event
     async def load(self) -> None:
         if not (await self.get_state(AuthState)).username:
             return
-        live.watch(self.router.session.client_token)
-        self._reload()
+        live.hub.watch(self.router.session.client_token, VideosState, [events.VIDEOS])
+        self.videos = await asyncio.to_thread(_rows)
 
-    def apply_event(self, event: dict[str, Any]) -> None:
-        """Called by the live listener: progress updates in place, anything else reloads the list."""
+    @classmethod
+    def live_prepare(cls, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Once per web process and event (never per tab): the changed video's row as the table shows it."""
         if event.get("type") == "video.progress":
-            for video in self.videos:
-                if video["id"] == event.get("video_id"):
-                    video["progress"] = round(float(event.get("progress", 0)))
-                    self.videos = list(self.videos)
-                    return
-        self._reload()
+            return event
+        video_id = event.get("video_id") or event.get("entity_id")
+        if not video_id:
+            return None
+        return {**event, "video_id": int(video_id), "row": _row_for(int(video_id))}
+
+    def apply_events(self, batch: list[dict[str, Any]]) -> bool:
+        """Progress in place; any other change replaces its video's row with the one the event carries."""
+        rows = {video["id"]: video for video in self.videos}
+        order = [video["id"] for video in self.videos]
+        for event in batch:
+            video_id = event.get("video_id")
+            if event.get("type") == "video.progress" and video_id in rows:
+                rows[video_id] = {**rows[video_id], "progress": round(float(event.get("progress", 0)))}
+            elif "row" in event:
+                if event["row"] is None:
+                    rows.pop(video_id, None)
+                    continue
+                if video_id not in rows:
+                    order.insert(0, video_id)
+                rows[video_id] = event["row"]
+        self.videos = [rows[i] for i in order if i in rows]
+        return False
 
     @rx.event
     async def submit_url(self, form: dict[str, Any]) -> Any:
         if not (await self.get_state(AuthState)).username:
             return None
         try:
-            with unit_of_work() as session:
-                result = ingest_url(session, str(form.get("url", "")))
+            video_id, created = await asyncio.to_thread(_submit_url, str(form.get("url", "")))
         except HeatersError as error:
             return rx.toast.error(str(error))
         self.url = ""
-        self._reload()
-        if result.created:
-            return rx.toast.success(f"Video {result.video_id} queued for download.")
-        return rx.toast.info(f"That URL is already video {result.video_id}.")
+        self.videos = await asyncio.to_thread(_rows)
+        if created:
+            return rx.toast.success(f"Video {video_id} queued for download.")
+        return rx.toast.info(f"That URL is already video {video_id}.")
 
     @rx.event
     async def upload(self, files: list[rx.UploadFile]) -> Any:
+        """Take the files off the request (a disk copy, in a thread); the slow part runs as a background
+        event, so neither this tab's state nor any other tab waits for the hashing and the S3 upload."""
         if not (await self.get_state(AuthState)).username:
             return None
         if not files:
             return rx.toast.error("Choose a video file first.")
         self.busy = True
+        folder, paths = await asyncio.to_thread(_keep_uploads, files)
+        return VideosState.ingest_uploads(str(folder), [str(p) for p in paths])  # type: ignore[misc]
+
+    @rx.event(background=True)
+    async def ingest_uploads(self, folder: str, paths: list[str]) -> Any:
         messages: list[Any] = []
-        for upload in files:
-            name = Path(upload.filename or "upload.mp4").name
-            with tempfile.TemporaryDirectory(prefix="heaters-upload-") as tmp:
-                path = Path(tmp) / name
-                with path.open("wb") as out:
-                    shutil.copyfileobj(upload.file, out, 4 * 1024 * 1024)
+        try:
+            for raw in paths:
+                path = Path(raw)
                 try:
-                    with unit_of_work() as session:
-                        result = ingest_file(session, get_storage(), path, original_name=name)
+                    video_id, created = await asyncio.to_thread(_ingest, path)
                 except HeatersError as error:
-                    messages.append(rx.toast.error(f"{name}: {error}"))
+                    messages.append(rx.toast.error(f"{path.name}: {error}"))
                     continue
-            note = "queued for encoding" if result.created else "was already ingested"
-            messages.append(rx.toast.success(f"{name}: video {result.video_id} {note}."))
-        self.busy = False
-        self._reload()
+                note = "queued for encoding" if created else "was already ingested"
+                messages.append(rx.toast.success(f"{path.name}: video {video_id} {note}."))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        rows = await asyncio.to_thread(_rows)
+        async with self:
+            self.busy = False
+            self.videos = rows
         return [*messages, rx.clear_selected_files(UPLOAD_ID)]
 
     @rx.event
@@ -119,13 +187,11 @@ class VideosState(rx.State):
         if not (await self.get_state(AuthState)).is_admin:
             return rx.toast.error("Only admins can retry a video.")
         try:
-            with unit_of_work() as session:
-                stage = service.retry(session, video_id)
-                schedule(session, stage, video_id)
+            stage = await asyncio.to_thread(_retry, video_id)
         except HeatersError as error:
             return rx.toast.error(str(error))
-        self._reload()
-        return rx.toast.success(f"Video {video_id}: {stage.key} queued again.")
+        self.videos = await asyncio.to_thread(_rows)
+        return rx.toast.success(f"Video {video_id}: {stage} queued again.")
 
 
 def _ingest_forms() -> rx.Component:
@@ -192,7 +258,13 @@ def _video_row(video: Any) -> rx.Component:
             class_name="video-state",
         ),
         rx.table.cell(video["clips"]),
-        rx.table.cell(video["pending"]),
+        rx.table.cell(
+            rx.cond(
+                video["pending"].to(int) > 0,
+                rx.link(video["pending"].to(str), " → review", href="/review?video=" + video["id"].to(str)),
+                video["pending"].to(str),
+            )
+        ),
         rx.table.cell(video["duration"]),
         rx.table.cell(
             rx.hstack(

@@ -1,0 +1,1 @@
+"""/review: the keyboard-first review page."""

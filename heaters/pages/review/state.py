@@ -1,0 +1,363 @@
+"""The review page's state: the tab's queue (current clip first), its video elements, and live updates.
+
+Handlers parse, run the blocking part in a thread (`heaters.review.screen`), and assign. An action
+advances the page at once (the next clip is already loaded in its own video element) and is committed
+right after; if the server refuses it, the page goes back to the clip and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import reflex as rx
+
+from heaters import events, live
+from heaters.models import ReviewActionKind
+from heaters.review import rules, screen, slots
+from heaters.review.errors import ReviewError
+from heaters.review.leases import Reviewer
+from heaters.settings import get_settings
+from heaters.state import AuthState
+
+TIMELINE_STATES = {
+    "pending_review": "pending",
+    "review_approved": "approved",
+    "review_skipped": "skipped",
+    "review_archived": "rejected",
+}
+KINDS = {k.value: k for k in ReviewActionKind}
+EMPTY_SLOT: dict[str, Any] = {
+    "clip_id": 0,
+    "url": "",
+    "status": "empty",
+    "error": "",
+    "start_frame": 0,
+    "end_frame": 0,
+    "fps_num": 0,
+    "fps_den": 1,
+}
+
+
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+class ReviewState(rx.State):
+    # What is rendered. Media never enters the state: only URLs of our own media route.
+    slots: list[dict[str, Any]] = []
+    current_slot: int = -1
+    current: dict[str, Any] = {}
+    loaded: bool = False
+    pending_total: int = 0
+    video_pending: int = 0
+    undo_depth: int = 0
+    timeline_clips: list[dict[str, Any]] = []
+    timeline_cuts: list[dict[str, Any]] = []
+    prev_url: str = ""
+    next_url: str = ""
+    message: str = ""
+    message_tone: str = "gray"
+    show_help: bool = False
+    video_filter: int = 0
+
+    # Backend only: never sent to the browser.
+    _queue: list[int] = []
+    _cards: dict[int, dict[str, Any]] = {}
+    _temp: dict[int, dict[str, str]] = {}
+    _slot_clips: list[int] = []
+    _timeline: dict[str, Any] = {}
+    _user_id: int = 0
+
+    # --- loading -------------------------------------------------------------------------------
+
+    @rx.event
+    async def load(self) -> None:
+        auth = await self.get_state(AuthState)
+        if not auth.username:
+            return
+        self._user_id = auth._user_id
+        params = self.router.url.query_parameters
+        self.video_filter = _int(params.get("video"))
+        focus = _int(params.get("clip")) or None
+        self.message, self.show_help = "", False
+        size = get_settings().review_prefetch + 1
+        if len(self._slot_clips) != size:
+            self._slot_clips = [slots.EMPTY] * size
+        note = await self._refresh(focus=focus)
+        if note:
+            self._say(note, "red")
+        self.loaded = True
+
+    def _reviewer(self) -> Reviewer:
+        return Reviewer(self._user_id, self.router.session.client_token)
+
+    async def _refresh(self, *, focus: int | None = None, run: screen.Action | None = None) -> str:
+        """Settle the queue (after `run`, an action), subscribe to its topics, then load what it shows."""
+        settings = get_settings()
+        reviewer = self._reviewer()
+        held = await asyncio.to_thread(
+            screen.hold,
+            reviewer,
+            current=list(self._queue),
+            want=settings.review_prefetch + 1,
+            lease_seconds=settings.review_lease_seconds,
+            video_id=self.video_filter or None,
+            focus=focus,
+            run=run,
+        )
+        self._queue, self._cards = held.queue, held.cards
+        wanted = set(self._queue) | {n for c in self._cards.values() for n in (c["prev_id"], c["next_id"]) if n}
+        video = self._cards[self._queue[0]]["video_id"] if self._queue else self._timeline.get("video_id", 0)
+        live.hub.watch(reviewer.holder, ReviewState, self._topics(wanted, video))
+        shown = await asyncio.to_thread(
+            screen.screen,
+            reviewer,
+            sorted(wanted),
+            video_id=video or None,
+            with_timeline=True,
+            shared_playback=settings.playback_shared,
+        )
+        self._temp = shown.temp
+        if shown.timeline is not None:
+            self._timeline = shown.timeline
+        self.pending_total, self.video_pending, self.undo_depth = (
+            shown.pending_total,
+            shown.video_pending,
+            shown.undo_depth,
+        )
+        self._render()
+        return held.note
+
+    def _topics(self, clip_ids: set[int], video_id: int) -> list[str]:
+        topics = [events.COUNTS, *(events.clip_topic(c) for c in clip_ids)]
+        return [*topics, events.video_topic(video_id)] if video_id else topics
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def _render(self) -> None:
+        """Derive everything shown from the queue, the cards, the temp clips and the timeline."""
+        self._slot_clips = slots.assign(self._slot_clips, self._queue, len(self._slot_clips) or 1)
+        self.slots = [self._slot(c) for c in self._slot_clips]
+        head = self._queue[0] if self._queue else 0
+        self.current_slot = self._slot_clips.index(head) if head else -1
+        self.current = dict(self._cards.get(head, {}))
+        if self.current:
+            temp = self._temp.get(head, {})
+            self.current["status"] = temp.get("state", "generating")
+            self.current["error"] = temp.get("error", "")
+        self.prev_url = self._neighbour_url(
+            self.current.get("prev_id", 0), last_frame=self.current.get("prev_frames", 0)
+        )
+        self.next_url = self._neighbour_url(self.current.get("next_id", 0), last_frame=0)
+        self._render_timeline(head)
+
+    def _slot(self, clip_id: int) -> dict[str, Any]:
+        card = self._cards.get(clip_id)
+        if not clip_id or card is None:
+            return dict(EMPTY_SLOT)
+        temp = self._temp.get(clip_id, {})
+        return {
+            "clip_id": clip_id,
+            "url": temp.get("url", ""),
+            "status": temp.get("state", "generating"),
+            "error": temp.get("error", ""),
+            "start_frame": card["start_frame"],
+            "end_frame": card["end_frame"],
+            "fps_num": card["fps_num"],
+            "fps_den": card["fps_den"],
+        }
+
+    def _neighbour_url(self, clip_id: int, *, last_frame: int) -> str:
+        url = self._temp.get(clip_id, {}).get("url", "") if clip_id else ""
+        if not url or not self.current:
+            return ""
+        fps = self.current["fps_num"] / max(1, self.current["fps_den"])
+        seconds = (last_frame - 0.5) / fps if last_frame and fps else 0.0
+        return f"{url}#t={seconds:.3f}"
+
+    def _render_timeline(self, head: int) -> None:
+        total = int(self._timeline.get("frame_count") or 0)
+        if not total:
+            self.timeline_clips, self.timeline_cuts = [], []
+            return
+        self.timeline_clips = [
+            {
+                "id": c["id"],
+                "left": f"{100 * c['start_frame'] / total:.3f}%",
+                "width": f"{100 * (c['end_frame'] - c['start_frame']) / total:.3f}%",
+                "tone": TIMELINE_STATES.get(c["state"], "done"),
+                "current": c["id"] == head,
+                "pending": c["state"] == "pending_review",
+                "label": f"Clip {c['id']}: frames {c['start_frame']:,} to {c['end_frame'] - 1:,} ({c['state']})",
+            }
+            for c in self._timeline.get("clips", [])
+        ]
+        scores = [c["score"] for c in self._timeline.get("cuts", []) if c["score"] is not None]
+        top = max(scores) if scores else 1.0
+        self.timeline_cuts = [
+            {
+                "left": f"{100 * c['frame'] / total:.3f}%",
+                "height": f"{40 + 60 * min(1.0, (c['score'] or 0) / top) if c['score'] is not None else 100:.0f}%",
+                "reviewer": c["source"] == "reviewer",
+                "label": f"Cut at frame {c['frame']:,}"
+                + (f", score {c['score']:.2f}" if c["score"] is not None else " (reviewer)"),
+            }
+            for c in self._timeline.get("cuts", [])
+        ]
+
+    def _say(self, text: str, tone: str = "gray") -> None:
+        self.message, self.message_tone = text, tone
+
+    # --- commands (keys and buttons) -----------------------------------------------------------
+
+    @rx.event
+    async def command(self, command: dict[str, Any]) -> AsyncIterator[Any]:
+        """Every key and button lands here with the clip the browser showed and the frame on screen."""
+        action = str(command.get("action", ""))
+        if action == "help":
+            self.show_help = not self.show_help
+            return
+        if action == "escape":
+            self.show_help = False
+            return
+        if action == "undo":
+            async for update in self._undo():
+                yield update
+            return
+        kind = KINDS.get(action)
+        if kind is None or not self.loaded:
+            return
+        async for update in self._act(kind, _int(command.get("clip")), _int(command.get("frame"), -1)):
+            yield update
+
+    async def _act(self, kind: ReviewActionKind, clip_id: int, frame: int) -> AsyncIterator[Any]:
+        if not self._queue or clip_id != self._queue[0]:
+            return  # a second press, or a stale tab: the page has already moved on from that clip
+        card = self._cards[clip_id]
+        problem = self._problem(kind, card, frame)
+        if problem:
+            self._say(problem, "red")
+            return
+        before = list(self._queue)
+        self._queue = self._queue[1:]
+        self._render()
+        self._say("", "gray")
+        yield  # the next clip is on screen now; the commit follows
+        settings = get_settings()
+        run = screen.act(kind, clip_id, self._reviewer(), frame if frame >= 0 else None, settings.review_lease_seconds)
+        try:
+            await self._refresh(run=run)
+        except ReviewError as error:
+            self._queue = before
+            self._render()
+            self._say(str(error), "red")
+            yield
+            await self._refresh()
+            return
+        self._say(_done(kind, clip_id, frame), "green")
+
+    def _problem(self, kind: ReviewActionKind, card: dict[str, Any], frame: int) -> str:
+        if kind is ReviewActionKind.MERGE and card["merge_problem"]:
+            return f"Merge is not available: {card['merge_problem']}"
+        if kind is ReviewActionKind.GROUP and card["group_problem"]:
+            return f"Group is not available: {card['group_problem']}"
+        if kind is ReviewActionKind.SPLIT:
+            if frame < 0:
+                return "Step to the frame to split at first (← / →)."
+            problem = rules.split_problem(card["start_frame"], card["end_frame"], frame)
+            if problem:
+                return f"Cannot split: {problem}"
+        return ""
+
+    async def _undo(self) -> AsyncIterator[Any]:
+        settings = get_settings()
+        try:
+            await self._refresh(run=screen.undo(self._reviewer(), settings.review_lease_seconds))
+        except ReviewError as error:
+            self._say(str(error), "red")
+            return
+        self._say(f"Undone: clip {self._queue[0] if self._queue else ''} is back for review.", "green")
+        yield
+
+    @rx.event
+    async def open_clip(self, clip_id: int) -> None:
+        """A pending segment of the timeline was clicked."""
+        if self._queue and self._queue[0] == clip_id:
+            return
+        note = await self._refresh(focus=clip_id)
+        if note:
+            self._say(note, "red")
+
+    @rx.event
+    async def retry_temp_clip(self, clip_id: int) -> None:
+        await asyncio.to_thread(screen.retry_temp_clip, clip_id)
+        self._temp[clip_id] = {"state": "generating", "url": "", "error": ""}
+        self._render()
+
+    @rx.event
+    def close_help(self) -> None:
+        self.show_help = False
+
+    # --- live updates (heaters.live) -----------------------------------------------------------
+
+    def apply_events(self, batch: list[dict[str, Any]]) -> bool:
+        """Apply what the events carry; True when the queue itself must be settled again (one reload)."""
+        me = self._reviewer().tag
+        reload = False
+        for event in batch:
+            kind = event.get("type")
+            if "pending_total" in event:
+                self.pending_total = int(event["pending_total"])
+                if self._timeline.get("video_id") == event.get("video_id"):
+                    self.video_pending = int(event["video_pending"])
+            if kind == "temp_clip.ready":
+                self._temp[int(event["clip_id"])] = {"state": "ready", "url": str(event["url"]), "error": ""}
+            elif kind == "temp_clip.failed":
+                self._temp[int(event["clip_id"])] = {"state": "failed", "url": "", "error": str(event["error"])}
+            elif kind == "clips.changed":
+                reload |= self._apply_clip_changes(event, mine=event.get("actor") == me)
+            elif kind == "video.clips_ready":
+                room = len(self._queue) < len(self._slot_clips)
+                reload |= room and self.video_filter in (0, event.get("video_id"))
+        self._render()
+        return reload
+
+    def _apply_clip_changes(self, event: dict[str, Any], *, mine: bool) -> bool:
+        if self._timeline.get("video_id") == event.get("video_id"):
+            gone = set(event.get("removed") or []) | {c["id"] for c in event["clips"]}
+            kept = [c for c in self._timeline.get("clips", []) if c["id"] not in gone]
+            live_rows = [c for c in event["clips"] if c["state"] != "archived"]
+            self._timeline = {**self._timeline, "clips": sorted(kept + live_rows, key=lambda c: c["start_frame"])}
+        if mine:
+            return False  # this tab's own action: it has already settled its queue
+        touched = {c["id"] for c in event["clips"]} | set(event.get("removed") or [])
+        neighbours = {n for c in self._cards.values() for n in (c["prev_id"], c["next_id"])}
+        return bool(touched & (set(self._queue) | neighbours))
+
+    @classmethod
+    async def live_reload(cls, app: rx.App, token: str) -> None:
+        async with app.modify_state(rx.BaseStateToken(ident=token, cls=cls)) as root:
+            state = await root.get_state(cls)
+            with contextlib.suppress(ReviewError):
+                await state._refresh()
+
+    @classmethod
+    def live_heartbeat(cls, tokens: list[str]) -> None:
+        screen.heartbeat(tokens, get_settings().review_lease_seconds)
+
+    @classmethod
+    def live_left(cls, token: str) -> None:
+        screen.release(token)
+
+
+def _done(kind: ReviewActionKind, clip_id: int, frame: int) -> str:
+    if kind is ReviewActionKind.SPLIT:
+        return f"Split clip {clip_id} at frame {frame:,}."
+    verb = {"approve": "Approved", "skip": "Skipped", "archive": "Archived", "merge": "Merged", "group": "Grouped"}
+    return f"{verb[kind.value]} clip {clip_id}."
