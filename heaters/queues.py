@@ -21,7 +21,7 @@ CONCURRENCY: dict[Queue, int] = {
     Queue.DEFAULT: 3,
     Queue.MEDIA_PROCESSING: 1,
     Queue.EXPORTS: 2,
-    Queue.TEMP_CLIPS: 2,
+    Queue.TEMP_CLIPS: 4,
     Queue.BACKGROUND_JOBS: 2,
     Queue.MAINTENANCE: 1,
 }

@@ -199,6 +199,7 @@ def stream_copy_args(
     end_frame: int,
     fps: Fraction,
     frame_count: int | None = None,
+    progress: bool = False,
 ) -> list[str]:
     """Frames [start_frame, end_frame) of an all-intra CFR proxy, copied without re-encoding.
 
@@ -213,7 +214,8 @@ def stream_copy_args(
     more than half a frame at 30 fps and up, i.e. an off-by-one frame in the review player.
 
     A start past the end of the file silently copies the last frame, so pass `frame_count` to have that
-    rejected here.
+    rejected here. `progress` adds `-progress pipe:2`, whose last block counts the frames ffmpeg wrote: a
+    check of the result that needs no second process (an ffprobe costs as much as the copy itself).
     """
     fps = _check_fps(fps)
     if not 0 <= start_frame < end_frame:
@@ -224,6 +226,7 @@ def stream_copy_args(
     return [
         FFMPEG,
         *_COMMON,
+        *(["-progress", "pipe:2"] if progress else []),
         "-ss",
         seconds_arg(frame_time(start_frame, fps)),
         "-i",
@@ -339,6 +342,7 @@ class ProgressParser:
         self.on_progress = on_progress
         self.step = step
         self.percent: float | None = None
+        self.frames: int | None = None  # frames written, from the last block
         self.done = False
         self._block: dict[str, str] = {}
         self._reported: float | None = None
@@ -364,6 +368,8 @@ class ProgressParser:
 
     def _finish_block(self, *, done: bool) -> ProgressUpdate:
         frame = _int_or_none(self._block.get("frame"))
+        if frame is not None:
+            self.frames = frame
         micros = _int_or_none(self._block.get("out_time_us"))
         seconds = micros / 1_000_000 if micros is not None and micros >= 0 else None
         percent: float | None = None

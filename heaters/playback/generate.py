@@ -1,9 +1,10 @@
 """A worker cuts one temp clip: stream copy of [start_frame, end_frame) from the proxy's signed URL.
 
-FFmpeg seeks over HTTP ranges (the proxy is never downloaded whole). The result is probed before it
-counts: its frame count must equal the segment's length. Only then is it renamed into the cache (and, when
-playback is shared, uploaded to S3), marked ready, and announced to the pages showing the clip. Any
-failure is recorded on the row and announced too, so a page shows the error and a Retry, never a spinner.
+FFmpeg seeks over HTTP ranges (the proxy is never downloaded whole). The result is checked before it
+counts: the frames ffmpeg wrote (its `-progress` report) must equal the segment's length. Only then is
+it renamed into the cache (and, when playback is shared, uploaded to S3), marked ready, and announced to
+the pages showing the clip. Any failure is recorded on the row and announced too, so a page shows the
+error and a Retry, never a spinner.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 from heaters.adapters import get_media_urls, get_playback_cache, get_storage
 from heaters.db import unit_of_work
 from heaters.errors import PermanentError
-from heaters.media.ffmpeg import stream_copy_args
-from heaters.media.probe import probe
+from heaters.media.ffmpeg import ProgressParser, stream_copy_args
 from heaters.media.tools import run_tool
 from heaters.pipeline.claims import worker_identity
 from heaters.pipeline.runner import error_message
@@ -36,11 +36,18 @@ def cut(job: service.GenerationJob, source: str, cache: PlaybackCache, *, timeou
     part = cache.partial(job.filename)
     try:
         args = stream_copy_args(
-            source, part, start_frame=job.start_frame, end_frame=job.end_frame, fps=job.fps, frame_count=job.frame_count
+            source,
+            part,
+            start_frame=job.start_frame,
+            end_frame=job.end_frame,
+            fps=job.fps,
+            frame_count=job.frame_count,
+            progress=True,
         )
-        run_tool(args, timeout=timeout)
-        frames = probe(part, timeout=timeout).frame_count
-        if frames != expected:
+        report = ProgressParser(total_frames=expected)
+        run_tool(args, timeout=timeout, on_stderr_line=report)
+        frames = report.frames
+        if frames != expected or not part.is_file() or part.stat().st_size == 0:
             raise PermanentError(f"The temp clip has {frames} frames instead of {expected}.")
         return cache.commit(part, job.filename)
     finally:

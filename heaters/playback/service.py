@@ -65,7 +65,7 @@ def request(
     `file_exists` (single host: the web process and the workers share the cache directory) lets a ready
     entry whose file has gone be made again instead of answering 404 later.
     """
-    ids = sorted({int(i) for i in clip_ids})
+    ids = list(dict.fromkeys(int(i) for i in clip_ids))  # in the caller's order: the current clip first
     if not ids:
         return {}
     millis = _millis()
@@ -75,7 +75,9 @@ def request(
                 """
             INSERT INTO temp_clips (clip_id, filename, state)
             SELECT c.id, 'clip_' || c.id || '_' || CAST(:ms AS bigint) || '.mp4', 'generating'
-              FROM clips c WHERE c.id = ANY(:ids)
+              FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS wanted(id, n)
+              JOIN clips c ON c.id = wanted.id
+             ORDER BY wanted.n
             ON CONFLICT (clip_id) DO NOTHING
             RETURNING id
             """

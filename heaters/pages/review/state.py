@@ -89,7 +89,7 @@ class ReviewState(rx.State):
         size = get_settings().review_prefetch + 1
         if len(self._slot_clips) != size:
             self._slot_clips = [slots.EMPTY] * size
-        note = await self._refresh(focus=focus)
+        note = await self._refresh(focus=focus, reload_timeline=True)
         if note:
             self._say(note, "red")
         self.loaded = True
@@ -97,7 +97,9 @@ class ReviewState(rx.State):
     def _reviewer(self) -> Reviewer:
         return Reviewer(self._user_id, self.router.session.client_token)
 
-    async def _refresh(self, *, focus: int | None = None, run: screen.Action | None = None) -> str:
+    async def _refresh(
+        self, *, focus: int | None = None, run: screen.Action | None = None, reload_timeline: bool = False
+    ) -> str:
         """Settle the queue (after `run`, an action), subscribe to its topics, then load what it shows."""
         settings = get_settings()
         reviewer = self._reviewer()
@@ -112,15 +114,18 @@ class ReviewState(rx.State):
             run=run,
         )
         self._queue, self._cards = held.queue, held.cards
-        wanted = set(self._queue) | {n for c in self._cards.values() for n in (c["prev_id"], c["next_id"]) if n}
+        # The current clip first, then the queue, then the neighbours: temp clips are made in this order.
+        neighbours = [n for c in self._queue for n in (self._cards[c]["prev_id"], self._cards[c]["next_id"]) if n]
+        wanted = list(dict.fromkeys([*self._queue, *neighbours]))
         video = self._cards[self._queue[0]]["video_id"] if self._queue else self._timeline.get("video_id", 0)
-        live.hub.watch(reviewer.holder, ReviewState, self._topics(wanted, video))
+        live.hub.watch(reviewer.holder, ReviewState, self._topics(set(wanted), video))
         shown = await asyncio.to_thread(
             screen.screen,
             reviewer,
-            sorted(wanted),
+            wanted,
             video_id=video or None,
-            with_timeline=True,
+            # The timeline stays current through events; it is read again only for another video.
+            with_timeline=reload_timeline or video != self._timeline.get("video_id"),
             shared_playback=settings.playback_shared,
         )
         self._temp = shown.temp
