@@ -229,6 +229,13 @@
     get split() {
       return state.split;
     },
+    // True once the frame a step asked for is on screen (nothing is still seeking).
+    get settled() {
+      const video = state.current;
+      if (!video || video.seeking) return false;
+      if (state.target === null) return true;
+      return state.frame === clipOf(video).start + state.target;
+    },
   };
 
   window.addEventListener("keydown", onKey);

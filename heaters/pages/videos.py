@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -150,16 +151,18 @@ class VideosState(rx.State):
         return rx.toast.info(f"That URL is already video {video_id}.")
 
     @rx.event
-    async def upload(self, files: list[rx.UploadFile]) -> Any:
+    async def upload(self, files: list[rx.UploadFile]) -> AsyncIterator[Any]:
         """Take the files off the request (a disk copy, in a thread); the slow part runs as a background
         event, so neither this tab's state nor any other tab waits for the hashing and the S3 upload."""
         if not (await self.get_state(AuthState)).username:
-            return None
+            return
         if not files:
-            return rx.toast.error("Choose a video file first.")
+            yield rx.toast.error("Choose a video file first.")
+            return
         self.busy = True
+        yield
         folder, paths = await asyncio.to_thread(_keep_uploads, files)
-        return VideosState.ingest_uploads(str(folder), [str(p) for p in paths])  # type: ignore[misc]
+        yield VideosState.ingest_uploads(str(folder), [str(p) for p in paths])  # type: ignore[misc]
 
     @rx.event(background=True)
     async def ingest_uploads(self, folder: str, paths: list[str]) -> Any:

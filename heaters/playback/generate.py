@@ -23,6 +23,7 @@ from heaters.pipeline.runner import error_message
 from heaters.playback import names, service
 from heaters.playback.cache import PlaybackCache
 from heaters.settings import get_settings
+from heaters.storage.s3 import redact_signed_urls
 
 log = logging.getLogger(__name__)
 URL_TTL_SECONDS = 600  # long enough for one stream copy; the URL never reaches a browser
@@ -77,7 +78,7 @@ def generate(temp_clip_id: int) -> None:
                 log.warning("temp_clips.lost %s: the row changed while it was cut", job.filename)
         log.info("temp_clips.ready clip=%s %s in %s ms", job.clip_id, job.filename, elapsed_ms)
     except Exception as error:  # recorded on the row and shown on the page with a Retry
-        message = error_message(error)
+        message = redact_signed_urls(error_message(error))
         log.error("temp_clips.failed clip=%s: %s", job.clip_id, message)
         with unit_of_work() as session:
             service.mark_failed(session, job, message)

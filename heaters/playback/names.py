@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-PATTERN = re.compile(r"clip_(\d{1,12})_(\d{1,16})\.mp4")
+PATTERN = re.compile(r"clip_([0-9]{1,12})_([0-9]{1,16})\.mp4")  # ASCII digits only, never \d
 S3_PREFIX = "playback/"
 ROUTE_PREFIX = "/media/temp/"
 

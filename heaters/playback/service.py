@@ -69,39 +69,49 @@ def request(
     if not ids:
         return {}
     millis = _millis()
-    created = list(
-        session.execute(
+    # Rows go in sorted (so two requests for the same clips never deadlock); messages leave in the
+    # caller's order. A plain ON CONFLICT also covers two requests naming a file in the same millisecond.
+    created = {
+        int(clip): int(row)
+        for row, clip in session.execute(
             text(
                 """
-            INSERT INTO temp_clips (clip_id, filename, state)
-            SELECT c.id, 'clip_' || c.id || '_' || CAST(:ms AS bigint) || '.mp4', 'generating'
-              FROM unnest(CAST(:ids AS integer[])) WITH ORDINALITY AS wanted(id, n)
-              JOIN clips c ON c.id = wanted.id
-             ORDER BY wanted.n
-            ON CONFLICT (clip_id) DO NOTHING
-            RETURNING id
-            """
+                INSERT INTO temp_clips (clip_id, filename, state)
+                SELECT c.id, 'clip_' || c.id || '_' || CAST(:ms AS bigint) || '.mp4', 'generating'
+                  FROM clips c WHERE c.id = ANY(:ids) ORDER BY c.id
+                ON CONFLICT DO NOTHING
+                RETURNING id, clip_id
+                """
             ),
             {"ids": ids, "ms": millis},
-        ).scalars()
-    )
-    stalled = list(
-        session.execute(
+        ).all()
+    }
+    stalled = {
+        int(clip): int(row)
+        for row, clip in session.execute(
             text(
                 """
-            UPDATE temp_clips SET requested_at = now(), worker_id = NULL, lease_until = NULL
-             WHERE clip_id = ANY(:ids) AND state = 'generating'
-               AND ((worker_id IS NOT NULL AND lease_until < now())
-                    OR (worker_id IS NULL AND requested_at < now() - make_interval(secs => :resend)))
-            RETURNING id
-            """
+                WITH due AS (
+                    SELECT id FROM temp_clips
+                     WHERE clip_id = ANY(:ids) AND state = 'generating'
+                       AND ((worker_id IS NOT NULL AND lease_until < now())
+                            OR (worker_id IS NULL AND requested_at < now() - make_interval(secs => :resend)))
+                     ORDER BY clip_id
+                       FOR UPDATE
+                )
+                UPDATE temp_clips t SET requested_at = now(), worker_id = NULL, lease_until = NULL
+                  FROM due WHERE t.id = due.id
+                RETURNING t.id, t.clip_id
+                """
             ),
             {"ids": ids, "resend": RESEND_AFTER_SECONDS},
-        ).scalars()
-    )
-    _send([*created, *stalled])
+        ).all()
+    }
+    due = {**created, **stalled}
+    _send([due[clip] for clip in ids if clip in due])
     rows = session.execute(
-        text("SELECT id, clip_id, state, filename, error FROM temp_clips WHERE clip_id = ANY(:ids)"), {"ids": ids}
+        text("SELECT id, clip_id, state, filename, error FROM temp_clips WHERE clip_id = ANY(:ids) ORDER BY clip_id"),
+        {"ids": ids},
     ).mappings()
     statuses: dict[int, TempClipStatus] = {}
     for row in rows:

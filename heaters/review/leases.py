@@ -133,6 +133,15 @@ def held_by_other(session: Session, holder: str, clip_id: int) -> bool:
     return row is not None
 
 
+def held_by_other_user(session: Session, user_id: int, clip_id: int) -> bool:
+    """Held by another reviewer (not merely by another tab of the same one)."""
+    row = session.execute(
+        text("SELECT 1 FROM review_leases WHERE clip_id = :id AND user_id <> :user AND lease_until > now()"),
+        {"id": clip_id, "user": user_id},
+    ).first()
+    return row is not None
+
+
 def release(session: Session, clip_ids: Sequence[int]) -> None:
     """A clip acted on leaves every queue."""
     if clip_ids:

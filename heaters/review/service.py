@@ -90,6 +90,7 @@ def decide(session: Session, clip_id: int, reviewer: Reviewer, kind: ReviewActio
     clip = _actionable(session, clip_id, reviewer)
     before = {clip_id: _snapshot(clip)}
     _move(session, clip, DECISIONS[kind], {C.PENDING_REVIEW}, **_reviewed_by(reviewer))
+    leases.release(session, [clip_id])
     return _record(session, reviewer, kind, clip, [clip], before, message=f"{VERBS[kind]} clip {clip_id}.")
 
 
@@ -409,8 +410,17 @@ def _record(
 
 
 def _restore(session: Session, clip_id: int, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Put a clip's columns back, but only from the state the action left it in."""
+    """Put a clip's columns back, but only from the state the action left it in (and its group, too:
+    an approval that someone has since grouped another clip with stands until that group is undone)."""
     reviewed_at = datetime.fromisoformat(before["reviewed_at"]) if before["reviewed_at"] else None
+    row = session.execute(
+        text("SELECT grouped_with_clip_id FROM clips WHERE id = :id FOR UPDATE"), {"id": clip_id}
+    ).first()
+    if row is not None and row[0] != after["grouped_with_clip_id"]:
+        raise UndoRefused(
+            f"Cannot undo: clip {clip_id} has been grouped with clip {row[0]} since; undo that group first.",
+            clip_id=clip_id,
+        )
     try:
         clips_service.transition(
             session,
@@ -443,7 +453,7 @@ def _delete_untouched(session: Session, clip_ids: list[int], reviewer: Reviewer,
                 f"Cannot undo the {kind.value}: clip {clip_id} that it made has been reviewed since ({where}).",
                 clip_id=clip_id,
             )
-        if leases.held_by_other(session, reviewer.holder, clip_id):
+        if leases.held_by_other_user(session, reviewer.user_id, clip_id):
             raise UndoRefused(
                 f"Cannot undo the {kind.value}: clip {clip_id} that it made is being reviewed by someone else.",
                 clip_id=clip_id,

@@ -17,7 +17,11 @@ def assign(previous: Sequence[int], queue: Sequence[int], size: int) -> list[int
     if size < 1:
         raise ValueError("need at least one slot")
     wanted = list(dict.fromkeys(queue))[:size]
-    slots = [c if c in wanted else EMPTY for c in list(previous)[:size]]
+    slots, seen = [], set()
+    for clip in list(previous)[:size]:
+        keep = clip in wanted and clip not in seen
+        slots.append(clip if keep else EMPTY)
+        seen.add(clip)
     slots += [EMPTY] * (size - len(slots))
     placed = set(slots) - {EMPTY}
     free = (i for i, c in enumerate(slots) if c == EMPTY)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mimetypes
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,15 @@ from heaters.storage.keys import validate_key
 
 # Multipart above 64 MiB in 16 MiB parts: memory stays bounded whatever the file size.
 TRANSFER = TransferConfig(multipart_threshold=64 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4)
+
+
+_SIGNED_QUERY = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
+
+
+def redact_signed_urls(text: str) -> str:
+    """Drop the query of every URL in a message (an error shown on a page): a presigned or CloudFront
+    signature is a bearer credential until it expires, and tool errors quote their input URL."""
+    return _SIGNED_QUERY.sub(r"\1?…", text)
 
 
 class StorageError(TransientError):

@@ -258,7 +258,11 @@ def _segment(segment: Any) -> rx.Component:
         cursor=rx.cond(segment["pending"].to(bool), "pointer", "default"),
         title=segment["label"].to(str),
         on_click=ReviewState.open_clip(segment["id"].to(int)),  # type: ignore[operator]
-        custom_attrs={"data-testid": "timeline-segment", "data-clip-id": segment["id"].to(str)},
+        custom_attrs={
+            "data-testid": "timeline-segment",
+            "data-clip-id": segment["id"].to(str),
+            "data-tone": segment["tone"].to(str),
+        },
     )
 
 
