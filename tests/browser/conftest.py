@@ -34,7 +34,11 @@ def web_url(
 ) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("web") / "web.log"
-    env = {**os.environ, **app_env, "PORT": str(port)}
+    # As in production with several instances: Reflex's state in Redis (its own database, which the
+    # worker tests' flushes never touch) and two server processes, so a tab's socket and the process
+    # that hears an event are often not the same.
+    reflex_redis = app_env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
+    env = {**os.environ, **app_env, "PORT": str(port), "REFLEX_REDIS_URL": reflex_redis, "GRANIAN_WORKERS": "2"}
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("heaters")), "web"],

@@ -53,21 +53,21 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Proxy:
     return Proxy(made.path, info.frame_count, info.width, info.height, info.duration_seconds)
 
 
-@pytest.fixture
-def video(engine: Engine, pipeline_env: dict[str, str], proxy: Proxy) -> int:
-    """One encoded, cut video (the bucket was emptied for this test by pipeline_env)."""
-    key = "proxies/review_test_proxy.mp4"
-    get_storage().upload_file(proxy.path, key)
+def add_video(proxy: Proxy, title: str, scenes: tuple[int, ...], key: str = "proxies/review_test_proxy.mp4") -> int:
+    """A video row on the proxy (the first `sum(scenes)` frames of it), cut into `scenes`."""
+    if get_storage().size(key) is None:
+        get_storage().upload_file(proxy.path, key)
+    frames = sum(scenes)
     with unit_of_work() as session:
         row = SourceVideo(
-            title="Beach day",
+            title=title,
             ingest_state="encoded",
             needs_splicing=False,
             proxy_filepath=key,
             fps_num=FPS.numerator,
             fps_den=FPS.denominator,
-            frame_count=proxy.frame_count,
-            duration_seconds=proxy.duration,
+            frame_count=frames,
+            duration_seconds=float(frames / FPS),
             width=proxy.width,
             height=proxy.height,
         )
@@ -75,11 +75,17 @@ def video(engine: Engine, pipeline_env: dict[str, str], proxy: Proxy) -> int:
         session.flush()
         assert row.id is not None
         cuts, frame = [], 0
-        for length in SCENES[:-1]:
+        for length in scenes[:-1]:
             frame += length
             cuts.append((frame, 30.0 + frame / 10))
-        write_cuts_and_clips(session, row.id, cuts, proxy.frame_count)
+        write_cuts_and_clips(session, row.id, cuts, frames)
         return row.id
+
+
+@pytest.fixture
+def video(engine: Engine, pipeline_env: dict[str, str], proxy: Proxy) -> int:
+    """One encoded, cut video (the bucket was emptied for this test by pipeline_env)."""
+    return add_video(proxy, "Beach day", SCENES)
 
 
 @pytest.fixture
@@ -358,3 +364,62 @@ def test_an_upload_does_not_hold_up_another_reviewers_action(
 def _upload_started(page: Page) -> bool:
     """The Upload button shows its spinner once the server has the files and is ingesting them."""
     return bool(page.locator("button[data-loading], button:has(.rt-Spinner)").count())
+
+
+def test_the_queue_by_video_by_clip_and_an_empty_queue_that_still_offers_undo(
+    page: Page, web_url: str, reviewers: None, video: int, temp_worker: Any, engine: Engine, proxy: Proxy
+) -> None:
+    second = add_video(proxy, "Harbour", (40, 30))
+    open_review(page, web_url, path=f"/review?video={second}")
+    expect(page.locator("#review-title")).to_have_text("Harbour")
+    own = [c["id"] for c in clips(engine) if c["id"] > len(SCENES)]
+    for clip in own:
+        expect(page.locator('[data-testid="player"]')).to_have_attribute("data-clip-id", str(clip))
+        playable(page)
+        page.keyboard.press("a")
+        wait_for(lambda clip=clip: state_of(engine, clip) == "review_approved", timeout=30, what="the approval")
+    expect(page.locator("#review-empty")).to_be_visible()
+    expect(page.get_by_text("No clip of this video is waiting for review.")).to_be_visible()
+    undo = page.get_by_role("button", name=re.compile("^Undo"))
+    expect(undo).to_be_enabled()
+    undo.click()
+    wait_for(lambda: state_of(engine, own[-1]) == "pending_review", timeout=30, what="the undo")
+    expect(page.locator('[data-testid="player"]')).to_have_attribute("data-clip-id", str(own[-1]))
+
+    middle = [c["id"] for c in clips(engine) if c["id"] <= len(SCENES)][4]
+    page.goto(f"{web_url}/review?clip={middle}")
+    playable(page)
+    assert shown_clip(page) == middle
+    expect(page.locator("#review-position")).to_have_text(f"Clip 5 of {len(SCENES)} in this video")
+
+
+def test_closing_the_tab_gives_its_clips_back(
+    browser: Browser, web_url: str, reviewers: None, video: int, temp_worker: Any, engine: Engine
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    open_review(page, web_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM review_leases")).scalar_one() == 6
+    context.close()
+
+    def released() -> bool:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM review_leases")).scalar_one() == 0
+
+    wait_for(released, timeout=60, what="the closed tab's leases to end")
+
+
+def test_a_refused_action_goes_back_and_says_why(
+    page: Page, web_url: str, reviewers: None, video: int, temp_worker: Any, engine: Engine
+) -> None:
+    open_review(page, web_url)
+    clip = shown_clip(page)
+    with engine.begin() as connection:  # changed behind the page's back: no event tells the page
+        connection.execute(text("UPDATE clips SET ingest_state = 'review_archived' WHERE id = :id"), {"id": clip})
+    page.keyboard.press("a")
+    expect(page.locator("#review-message")).to_contain_text(f"Clip {clip} is no longer waiting for review")
+    expect(page.locator('[data-testid="player"]')).not_to_have_attribute("data-clip-id", str(clip))
+    assert state_of(engine, clip) == "review_archived"
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM review_actions")).scalar_one() == 0
