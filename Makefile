@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export REFLEX_TELEMETRY_ENABLED := false
 export REFLEX_CHECK_LATEST_VERSION := false
 
-.PHONY: help run test bootstrap bootstrap-test lint typecheck bench clean
+.PHONY: help run test bootstrap bootstrap-test lint typecheck bench bench-review clean
 
 help:
 	@echo "make run    install what is missing, then run the whole stack at http://127.0.0.1:3000"
@@ -40,6 +40,9 @@ typecheck:
 
 bench: bootstrap
 	$(PY) bench/ingest.py
+
+bench-review: bootstrap
+	$(PY) bench/review.py
 
 clean:
 	rm -rf .web .states $(VENV) .tools .mypy_cache .ruff_cache
