@@ -67,9 +67,21 @@
     video.currentTime = (state.target + 0.5) / clip.fps; // mid-frame: safe against rounding either way
   }
 
+  function placeholder() {
+    state.frame = -1;
+    window.__frame = -1;
+    const label = document.querySelector('[data-testid="current-frame"]');
+    if (label) label.textContent = "Frame …";
+    const offset = document.querySelector('[data-testid="clip-frame"]');
+    if (offset) offset.textContent = "";
+  }
+
   function start(video) {
     // A paused, just-loaded video presents no frame callback for its first frame: seek to show it.
-    if (video.readyState < 2) return;
+    if (video.readyState < 2) {
+      placeholder(); // still loading: never show the last clip's frame for this one
+      return;
+    }
     show(video, localFrame(video, video.currentTime));
     if (state.split) {
       if (state.target === null) seekLocal(video, localFrame(video, video.currentTime));

@@ -30,9 +30,17 @@ def worker_argv(queue: Queue) -> list[str]:
     ]
 
 
+# Queues a reviewer waits on: an idle Dramatiq consumer polls Redis with a backoff of up to
+# `dramatiq_worker_timeout` (1 s by default), which would add up to a second to every temp clip.
+LATENCY_SENSITIVE = {Queue.TEMP_CLIPS}
+IDLE_POLL_MS = 50
+
+
 def worker_env(queue: Queue) -> dict[str, str]:
     if queue in LONG_RUNNING:
         return {"dramatiq_queue_prefetch": str(CONCURRENCY[queue])}
+    if queue in LATENCY_SENSITIVE:
+        return {"dramatiq_worker_timeout": str(IDLE_POLL_MS)}
     return {}
 
 

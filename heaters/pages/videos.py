@@ -39,7 +39,7 @@ def _row(video: dict[str, Any]) -> dict[str, Any]:
         "failed": video["state"] in FAILED_STATES,
         "progress": round(video["progress"]) if video["progress"] is not None else -1,
         "error": video["last_error"] or "",
-        "clips": len(clips),
+        "clips": sum(1 for c in clips if c["state"] != "archived"),  # archived: replaced by a split or merge
         "pending": sum(1 for c in clips if c["state"] == "pending_review"),
         "duration": f"{video['duration_seconds']:.1f} s" if video["duration_seconds"] else "",
     }

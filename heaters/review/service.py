@@ -235,7 +235,7 @@ def undo(session: Session, reviewer: Reviewer, *, lease_seconds: int) -> ActionR
     shown = ids[0]
     leases.take(session, reviewer, shown, lease_seconds=lease_seconds)
     video_id = _video_of(session, shown)
-    _publish(session, reviewer, video_id, restored, removed)
+    _publish(session, reviewer, video_id, restored, removed, action["cut_ops"], undo=True)
     return ActionResult(
         action_id=int(action["id"]),
         kind=kind,
@@ -244,7 +244,7 @@ def undo(session: Session, reviewer: Reviewer, *, lease_seconds: int) -> ActionR
         changed=tuple(restored),
         removed=removed,
         focus=shown,
-        message=f"Undid {kind.value} of clip {shown}.",
+        message=f"Undone: the {kind.value} of clip {shown}, which is back for review.",
     )
 
 
@@ -397,7 +397,7 @@ def _record(
     session.flush()
     assert row.id is not None
     changed = tuple(_id(c) for c in clips)
-    _publish(session, reviewer, clip.source_video_id, changed, ())
+    _publish(session, reviewer, clip.source_video_id, changed, (), cut_ops or [])
     return ActionResult(
         action_id=row.id,
         kind=kind,
@@ -494,9 +494,14 @@ def _publish(
     video_id: int,
     changed: tuple[int, ...] | list[int],
     removed: tuple[int, ...],
+    cut_ops: list[dict[str, Any]],
+    *,
+    undo: bool = False,
 ) -> None:
     """After the commit, every page showing these clips, their video or the counts hears of it, with the
-    new rows and counts in the event itself, so no page has to query for them."""
+    new rows, the cuts added and removed, and the counts in the event itself, so no page has to query."""
+    added = [op for op in cut_ops if (op["op"] == "add") != undo]
+    gone = [op for op in cut_ops if (op["op"] == "add") == undo]
     rows = session.execute(
         text(
             "SELECT id, start_frame, end_frame, ingest_state AS state, grouped_with_clip_id AS grouped_with "
@@ -512,6 +517,10 @@ def _publish(
         actor=reviewer.tag,
         clips=[dict(r) for r in rows],
         removed=list(removed),
+        cuts_added=[
+            {"frame": op["frame"], "score": op.get("score"), "source": op.get("source", "reviewer")} for op in added
+        ],
+        cuts_removed=[op["frame"] for op in gone],
         pending_total=counts.total,
         video_pending=counts.video,
     )

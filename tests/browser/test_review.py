@@ -207,10 +207,12 @@ def test_split_at_the_frame_reached_with_the_arrow_keys(
         (target, clip["end_frame"]),
     ]
     expect(page.locator('[data-testid="player"]')).to_have_attribute("data-clip-id", str(halves[0]["id"]))
+    expect(page.locator(".review-cut.reviewer")).to_have_count(1)
 
     page.keyboard.press("Control+z")
     expect(page.locator("#review-message")).to_contain_text("Undone")
     wait_for(lambda: state_of(engine, clip["id"]) == "pending_review", timeout=30, what="the undone split")
+    expect(page.locator(".review-cut.reviewer")).to_have_count(0)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM cuts WHERE source = 'reviewer'")).scalar_one() == 0
     assert len(clips(engine)) == len(SCENES)
@@ -229,8 +231,11 @@ def test_merge_with_the_previous_clip_and_undo(
     page.keyboard.press("a")
     expect(page.locator('[data-testid="player"]')).to_have_attribute("data-clip-id", str(second["id"]))
     expect(page.get_by_role("button", name=re.compile("^Merge"))).to_be_enabled()
+    cuts = page.locator(".review-cut")
+    expect(cuts).to_have_count(len(SCENES) - 1)
     page.keyboard.press("m")
     wait_for(lambda: state_of(engine, second["id"]) == "archived", timeout=30, what="the merge")
+    expect(cuts).to_have_count(len(SCENES) - 2)  # the timeline lost the merged-away cut, without a reload
     merged = next(c for c in clips(engine) if c["state"] == "pending_review" and c["start_frame"] == 0)
     assert merged["end_frame"] == second["end_frame"]
     assert state_of(engine, first["id"]) == "archived"
@@ -239,6 +244,7 @@ def test_merge_with_the_previous_clip_and_undo(
 
     page.keyboard.press("Control+z")
     wait_for(lambda: state_of(engine, second["id"]) == "pending_review", timeout=30, what="the undone merge")
+    expect(cuts).to_have_count(len(SCENES) - 1)
     assert state_of(engine, first["id"]) == "review_approved"
     assert merged["id"] not in {c["id"] for c in clips(engine)}
     with engine.connect() as connection:

@@ -89,9 +89,9 @@ class ReviewState(rx.State):
         size = get_settings().review_prefetch + 1
         if len(self._slot_clips) != size:
             self._slot_clips = [slots.EMPTY] * size
-        note = await self._refresh(focus=focus, reload_timeline=True)
-        if note:
-            self._say(note, "red")
+        held = await self._refresh(focus=focus, reload_timeline=True)
+        if held.note:
+            self._say(held.note, "red")
         self.loaded = True
 
     def _reviewer(self) -> Reviewer:
@@ -99,7 +99,7 @@ class ReviewState(rx.State):
 
     async def _refresh(
         self, *, focus: int | None = None, run: screen.Action | None = None, reload_timeline: bool = False
-    ) -> str:
+    ) -> screen.Held:
         """Settle the queue (after `run`, an action), subscribe to its topics, then load what it shows."""
         settings = get_settings()
         reviewer = self._reviewer()
@@ -137,7 +137,7 @@ class ReviewState(rx.State):
             shown.undo_depth,
         )
         self._render()
-        return held.note
+        return held
 
     def _topics(self, clip_ids: set[int], video_id: int) -> list[str]:
         topics = [events.COUNTS, *(events.clip_topic(c) for c in clip_ids)]
@@ -257,7 +257,7 @@ class ReviewState(rx.State):
         settings = get_settings()
         run = screen.act(kind, clip_id, self._reviewer(), frame if frame >= 0 else None, settings.review_lease_seconds)
         try:
-            await self._refresh(run=run)
+            held = await self._refresh(run=run)
         except ReviewError as error:
             self._queue = before
             self._render()
@@ -265,7 +265,7 @@ class ReviewState(rx.State):
             yield
             await self._refresh()
             return
-        self._say(_done(kind, clip_id, frame), "green")
+        self._say(held.result.message if held.result else "", "green")
 
     def _problem(self, kind: ReviewActionKind, card: dict[str, Any], frame: int) -> str:
         if kind is ReviewActionKind.MERGE and card["merge_problem"]:
@@ -283,11 +283,11 @@ class ReviewState(rx.State):
     async def _undo(self) -> AsyncIterator[Any]:
         settings = get_settings()
         try:
-            await self._refresh(run=screen.undo(self._reviewer(), settings.review_lease_seconds))
+            held = await self._refresh(run=screen.undo(self._reviewer(), settings.review_lease_seconds))
         except ReviewError as error:
             self._say(str(error), "red")
             return
-        self._say(f"Undone: clip {self._queue[0] if self._queue else ''} is back for review.", "green")
+        self._say(held.result.message if held.result else "Undone.", "green")
         yield
 
     @rx.event
@@ -295,9 +295,9 @@ class ReviewState(rx.State):
         """A pending segment of the timeline was clicked."""
         if self._queue and self._queue[0] == clip_id:
             return
-        note = await self._refresh(focus=clip_id)
-        if note:
-            self._say(note, "red")
+        held = await self._refresh(focus=clip_id)
+        if held.note:
+            self._say(held.note, "red")
 
     @rx.event
     async def retry_temp_clip(self, clip_id: int) -> None:
@@ -338,7 +338,14 @@ class ReviewState(rx.State):
             gone = set(event.get("removed") or []) | {c["id"] for c in event["clips"]}
             kept = [c for c in self._timeline.get("clips", []) if c["id"] not in gone]
             live_rows = [c for c in event["clips"] if c["state"] != "archived"]
-            self._timeline = {**self._timeline, "clips": sorted(kept + live_rows, key=lambda c: c["start_frame"])}
+            gone_cuts = set(event.get("cuts_removed") or [])
+            cuts = [c for c in self._timeline.get("cuts", []) if c["frame"] not in gone_cuts]
+            cuts += event.get("cuts_added") or []
+            self._timeline = {
+                **self._timeline,
+                "clips": sorted(kept + live_rows, key=lambda c: c["start_frame"]),
+                "cuts": sorted(cuts, key=lambda c: c["frame"]),
+            }
         if mine:
             return False  # this tab's own action: it has already settled its queue
         touched = {c["id"] for c in event["clips"]} | set(event.get("removed") or [])
@@ -359,10 +366,3 @@ class ReviewState(rx.State):
     @classmethod
     def live_left(cls, token: str) -> None:
         screen.release(token)
-
-
-def _done(kind: ReviewActionKind, clip_id: int, frame: int) -> str:
-    if kind is ReviewActionKind.SPLIT:
-        return f"Split clip {clip_id} at frame {frame:,}."
-    verb = {"approve": "Approved", "skip": "Skipped", "archive": "Archived", "merge": "Merged", "group": "Grouped"}
-    return f"{verb[kind.value]} clip {clip_id}."
