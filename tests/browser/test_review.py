@@ -429,3 +429,71 @@ def test_a_refused_action_goes_back_and_says_why(
     assert state_of(engine, clip) == "review_archived"
     with engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM review_actions")).scalar_one() == 0
+
+
+LEVELS = 27  # frame n is grey level 16 + 8 * (n mod 27): distinct steps far above compression noise
+
+
+@pytest.fixture(scope="session")
+def ramp_proxy(tmp_path_factory: pytest.TempPathFactory) -> Proxy:
+    """A proxy whose every frame says its own number in its brightness."""
+    from heaters.media.tools import run_tool
+
+    folder = tmp_path_factory.mktemp("ramp")
+    source = folder / "ramp.mp4"
+    run_tool(
+        [
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "color=c=black:s=96x64:r=25:d=12",
+            "-vf", f"format=gray,geq=lum='16+8*mod(N,{LEVELS})',format=yuv420p",
+            "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-g", "50", str(source),
+        ],
+        timeout=120,
+    )  # fmt: skip
+    made = encode_proxy(source, folder, crf=18, timeout=300, on_progress=None)
+    info = made.info
+    return Proxy(made.path, info.frame_count, info.width, info.height, info.duration_seconds)
+
+
+def _level_on_screen(page: Page) -> int:
+    """The grey level of the frame the player shows, read back from its pixels."""
+    red = page.locator('[data-testid="player"]').evaluate(
+        """v => { const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+                  const x = c.getContext('2d'); x.drawImage(v, 0, 0);
+                  return x.getImageData(c.width >> 1, c.height >> 1, 1, 1).data[0]; }"""
+    )
+    # Headless Chromium (software compositing) hands the grey's luma through unchanged: R = Y = 16 + 8k.
+    return round((red - 16) / 8)
+
+
+def test_the_frame_label_is_the_frame_on_screen(
+    page: Page,
+    web_url: str,
+    reviewers: None,
+    engine: Engine,
+    pipeline_env: dict[str, str],
+    ramp_proxy: Proxy,
+    temp_worker: Any,
+) -> None:
+    """Stepping, playing and pausing: the label always names the frame whose pixels are shown."""
+    add_video(ramp_proxy, "Ramp", (120, ramp_proxy.frame_count - 120), key="proxies/ramp_proxy.mp4")
+    open_review(page, web_url)
+    page.keyboard.press("a")  # the second clip starts at frame 120: absolute and local numbers differ
+    expect(page.locator('[data-testid="player"]')).to_have_attribute("data-clip-id", "2")
+    playable(page)
+    checked = 0
+    for key in ("ArrowRight", "ArrowRight", "Shift+ArrowRight", "ArrowLeft", "Shift+ArrowRight", "ArrowRight",
+                "Shift+ArrowLeft", "Space", "Space", "ArrowRight", "Space", "Space"):  # fmt: skip
+        page.keyboard.press(key)
+        if key == "Space":
+            playing = not page.locator('[data-testid="player"]').evaluate("v => v.paused")
+            if playing:  # let it play a few frames before the next pause
+                before = page.evaluate("() => window.heatersReview.frame")
+                page.wait_for_function(f"() => window.heatersReview.frame >= {before + 4}")
+                continue
+        page.wait_for_function("() => window.heatersReview.settled")
+        frame = shown_frame(page)
+        assert 120 <= frame < ramp_proxy.frame_count
+        assert _level_on_screen(page) == frame % LEVELS, f"label says {frame} after {key}"
+        checked += 1
+    assert checked >= 9
