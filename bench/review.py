@@ -16,6 +16,9 @@ as the browser's script sends it), and records:
 - database statements per action (pg_stat_statements, by role: web and worker apart);
 - the web process's CPU and memory while the reviewers work.
 
+Then one real Chromium tab does the same for 20 key presses, timed inside the page: key press -> the next
+clip's <video> shown with a decoded frame (readyState >= 2), and -> its next frame presented.
+
 Baseline in the same run: a plain `ffmpeg` stream copy of the same segments from the same presigned
 URL, one after another. Then one upload of a large file through /videos while another tab acts: the
 acting tab's round trips during the upload against its round trips without one.
@@ -397,6 +400,52 @@ async def upload_interference(base: str, cookies: list[str], big: Path, samples:
     }
 
 
+BROWSER_PRESS = """(key) => new Promise((resolve) => {
+  const old = document.querySelector('[data-testid="player"]');
+  const oldClip = old && old.dataset.clipId;
+  const t0 = performance.now();
+  const check = () => {
+    const v = document.querySelector('[data-testid="player"]');
+    if (v && v.dataset.clipId !== oldClip && v.readyState >= 2 && getComputedStyle(v).display !== 'none') {
+      const shown = performance.now() - t0;
+      v.requestVideoFrameCallback(() => resolve({shown, playing: performance.now() - t0}));
+      setTimeout(() => resolve({shown, playing: -1}), 3000);
+      return;
+    }
+    requestAnimationFrame(check);
+  };
+  window.dispatchEvent(new KeyboardEvent('keydown', {key, bubbles: true}));
+  check();
+})"""
+PLAYABLE = "() => { const v = document.querySelector('[data-testid=\"player\"]'); return v && v.readyState >= 2; }"
+
+
+async def browser_tab(base: str, cookie: str, presses: int, think: float) -> dict[str, Any]:
+    """One real Chromium tab: key press -> the next clip's <video> visible with a decoded frame, and -> its
+    next frame presented (it plays), timed inside the page."""
+    from playwright.async_api import async_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    shown, playing = [], []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        context = await browser.new_context()
+        host = base.split("//", 1)[1].split(":")[0]
+        await context.add_cookies([{"name": COOKIE_NAME, "value": cookie, "domain": host, "path": "/"}])
+        page = await context.new_page()
+        await page.goto(f"{base}/review")
+        for _ in range(presses):
+            await page.wait_for_function(PLAYABLE, timeout=60_000)
+            await asyncio.sleep(think)
+            result = await page.evaluate(BROWSER_PRESS, "s")
+            shown.append(result["shown"] / 1000)
+            if result["playing"] >= 0:
+                playing.append(result["playing"] / 1000)
+        await browser.close()
+    return {"shown_and_playable_ms": summary(shown), "next_frame_presented_ms": summary(playing)}
+
+
 def source(clips: int) -> Path:
     path = OUT / f"review_source_{clips}clips_360p25.mp4"
     if not path.exists():
@@ -424,7 +473,7 @@ def main() -> None:
     parser.add_argument("--upload-mb", type=int, default=300)
     args = parser.parse_args()
     phases = [int(n) for n in args.reviewers.split(",")]
-    needed = sum(n * (args.actions + 8) for n in phases) + 40
+    needed = sum(n * (args.actions + 8) for n in phases) + 80  # and a Chromium tab, and the upload test
 
     info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; {info['ffmpeg']}")
@@ -511,6 +560,8 @@ def run(video: Path, tmp: Path, phases: list[int], args: argparse.Namespace) -> 
             phase = asyncio.run(run_phase(base, cookies[:count], args.actions, args.think, engine, web, seed=index))
             results["phases"].append(phase)
             print(json.dumps(phase))
+        results["chromium_tab"] = asyncio.run(browser_tab(base, cookies[0], 20, args.think))
+        print(json.dumps(results["chromium_tab"]))
         results["baseline_stream_copy_ms"] = baseline_stream_copies(engine, env, tmp, 40)
         big = tmp / "big.mp4"
         with big.open("wb") as handle:

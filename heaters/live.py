@@ -150,15 +150,32 @@ class Hub:
 
     # --- housekeeping ----------------------------------------------------------------------------
 
-    async def housekeeping(self, connected: Callable[[str], bool]) -> None:
-        """Forget tabs whose websocket has gone (closed, crashed), and keep the live ones' heartbeats."""
-        for token in self.tokens():
+    async def housekeeping(
+        self,
+        connected: Callable[[str], bool],
+        elsewhere: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
+        """Forget tabs whose websocket has gone (closed, crashed), and keep the live ones' heartbeats.
+
+        A tab missing here for two rounds in a row has left, unless `elsewhere` says its socket is now
+        held by another web process (a reconnect may land on any of them): then only this process
+        forgets it, and what it holds stays with the process that serves it now.
+        """
+        watching = set(self.tokens())
+        for token in list(self._missing):
+            if token not in watching:  # a count only means something for consecutive rounds of a watcher
+                del self._missing[token]
+        for token in watching:
             if connected(token):
                 self._missing.pop(token, None)
                 continue
             self._missing[token] = self._missing.get(token, 0) + 1
-            if self._missing[token] >= GONE_AFTER_ROUNDS:
-                self._missing.pop(token, None)
+            if self._missing[token] < GONE_AFTER_ROUNDS:
+                continue
+            self._missing.pop(token, None)
+            if elsewhere is not None and await elsewhere(token):
+                self.unwatch(token)
+            else:
                 await self.leave(token)
         classes = {cls for (_, cls) in self._topics}
         for cls in classes:
@@ -187,6 +204,16 @@ class Hub:
 hub = Hub()
 
 
+def connected_anywhere(app: rx.App) -> Callable[[str], Awaitable[bool]]:
+    """Whether a tab's websocket is held by any web process (Reflex keeps socket records in Redis)."""
+
+    async def connected(token: str) -> bool:
+        namespace = app.event_namespace
+        return namespace is not None and await namespace._token_manager.is_token_connected(token)
+
+    return connected
+
+
 def connected_here(app: rx.App) -> Callable[[str], bool]:
     """Whether a tab's websocket is held by this process (Reflex keeps that in its token manager)."""
 
@@ -202,13 +229,28 @@ def connected_here(app: rx.App) -> Callable[[str], bool]:
 
 
 async def _housekeeping_loop(app: rx.App) -> None:
-    connected = connected_here(app)
+    here, anywhere = connected_here(app), connected_anywhere(app)
     while True:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
         try:
-            await hub.housekeeping(connected)
+            await hub.housekeeping(here, anywhere)
         except Exception as error:
             log.warning("live.housekeeping_failed %s", error)
+
+
+async def _dispatch_one(app: rx.App, data: bytes | str) -> None:
+    """One message; a message we cannot read is logged and skipped, never a reason to drop the subscription."""
+    try:
+        event = json.loads(data)
+        if not isinstance(event, dict):
+            raise ValueError("an event must be a JSON object")
+        topics = event.get("topics") or []
+        if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+            raise ValueError("topics must be a list of strings")
+    except ValueError as error:
+        log.warning("live.bad_event %s: %r", error, data[:200])
+        return
+    await hub.dispatch(app, event)
 
 
 def listener() -> Callable[[rx.App], Awaitable[None]]:
@@ -219,15 +261,17 @@ def listener() -> Callable[[rx.App], Awaitable[None]]:
         delay = 1.0
         try:
             while True:
-                client = aioredis.Redis.from_url(get_settings().redis_url)
+                # A health check and keepalive, so a link that dies silently is noticed and reopened.
+                client = aioredis.Redis.from_url(
+                    get_settings().redis_url, health_check_interval=30, socket_keepalive=True
+                )
                 try:
                     async with client.pubsub() as pubsub:
                         await pubsub.subscribe(CHANNEL)
                         delay = 1.0
                         async for message in pubsub.listen():
-                            if message.get("type") != "message":
-                                continue
-                            await hub.dispatch(app, json.loads(message["data"]))
+                            if message.get("type") == "message":
+                                await _dispatch_one(app, message["data"])
                 except asyncio.CancelledError:
                     raise
                 except Exception as error:

@@ -376,9 +376,7 @@ def test_a_burst_is_coalesced_per_tab_and_a_slow_tab_delays_no_other(reflex_app:
     run(scenario())
 
 
-def test_a_failing_tab_does_not_stop_the_others(
-    reflex_app: rx.App, run: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_failing_tab_does_not_stop_the_others(reflex_app: rx.App, run: Any, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         hub = Hub()
         broken, fine = tabs(2)
@@ -425,9 +423,7 @@ def test_live_reload_runs_once_per_batch_that_asks(reflex_app: rx.App, run: Any)
     run(scenario())
 
 
-def test_a_failing_reload_does_not_stop_the_tab(
-    reflex_app: rx.App, run: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_failing_reload_does_not_stop_the_tab(reflex_app: rx.App, run: Any, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         hub = Hub()
         (tab,) = tabs(1)

@@ -325,7 +325,7 @@ def _empty() -> rx.Component:
         ),
         _key_button("Undo", "Ctrl+Z", _script("command('undo')"), variant="soft", disabled=ReviewState.undo_depth == 0),
         _counts(),
-        _timeline(),
+        rx.cond(ReviewState.timeline_clips.length() > 0, _timeline()),  # type: ignore[attr-defined]
         spacing="3",
         width="100%",
     )
