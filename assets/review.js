@@ -161,6 +161,58 @@
     state.send(Object.assign({ action: action, clip: state.currentClip, frame: state.frame }, extra || {}));
   }
 
+  // The timeline: drawn from the JSON in #timeline's data-timeline, the current clip from data-current.
+  let drawn = null;
+  function drawTimeline() {
+    const box = document.getElementById("timeline");
+    if (!box) return;
+    const code = box.dataset.timeline || "";
+    const current = box.dataset.current || "";
+    if (!drawn || drawn.box !== box || drawn.code !== code) {
+      box.replaceChildren();
+      if (code) {
+        const data = JSON.parse(code);
+        const total = data.n || 1;
+        const top = Math.max(1e-9, ...data.k.map((c) => c[1] || 0));
+        const parts = document.createDocumentFragment();
+        for (const [id, start, end, tone] of data.c) {
+          const segment = document.createElement("div");
+          segment.className = "review-segment";
+          segment.style.left = (100 * start) / total + "%";
+          segment.style.width = (100 * (end - start)) / total + "%";
+          segment.dataset.testid = "timeline-segment";
+          segment.dataset.clipId = String(id);
+          segment.dataset.tone = tone;
+          segment.title = "Clip " + id + ": frames " + start.toLocaleString("en-US") + " to " +
+            (end - 1).toLocaleString("en-US") + " (" + tone + ")";
+          parts.appendChild(segment);
+        }
+        for (const [frame, score, reviewer] of data.k) {
+          const cut = document.createElement("div");
+          cut.className = reviewer ? "review-cut reviewer" : "review-cut";
+          cut.style.left = (100 * frame) / total + "%";
+          cut.style.height = score === null ? "100%" : 40 + 60 * Math.min(1, score / top) + "%";
+          cut.title = "Cut at frame " + frame.toLocaleString("en-US") +
+            (score === null ? " (reviewer)" : ", score " + score.toFixed(2));
+          parts.appendChild(cut);
+        }
+        box.appendChild(parts);
+      }
+      drawn = { box: box, code: code, current: null };
+    }
+    if (drawn.current !== current) {
+      for (const el of box.querySelectorAll(".review-segment.current")) el.classList.remove("current");
+      const mark = current && box.querySelector('.review-segment[data-clip-id="' + current + '"]');
+      if (mark) mark.classList.add("current");
+      drawn.current = current;
+    }
+  }
+
+  function onTimelineClick(event) {
+    const segment = event.target.closest && event.target.closest(".review-segment");
+    if (segment && segment.dataset.tone === "pending") command("open", { open: Number(segment.dataset.clipId) });
+  }
+
   function typing(event) {
     const el = event.target;
     return Boolean(el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName || "")));
@@ -266,11 +318,16 @@
     },
     true,
   );
-  new MutationObserver(adopt).observe(document.documentElement, {
+  document.addEventListener("click", onTimelineClick);
+  new MutationObserver(() => {
+    adopt();
+    drawTimeline();
+  }).observe(document.documentElement, {
     subtree: true,
     attributes: true,
     childList: true,
-    attributeFilter: ["data-testid", "data-clip-id", "src"],
+    attributeFilter: ["data-testid", "data-clip-id", "src", "data-timeline", "data-current"],
   });
+  drawTimeline();
   if (window.__heatersReviewSend) window.heatersReview.attach(window.__heatersReviewSend);
 })();

@@ -47,6 +47,9 @@ class Hub:
         self._missing: dict[str, int] = {}
         self._always: set[type[rx.State]] = set()
         self._pages: dict[str, set[type[rx.State]]] = {}
+        # Set by the listener: a tab whose socket is not (or no longer) here gets nothing, so a closed tab
+        # waiting out its grace rounds can never act (reload, take leases) on an event.
+        self.connected: Callable[[str], bool] | None = None
 
     # --- pages -----------------------------------------------------------------------------------
 
@@ -109,7 +112,8 @@ class Hub:
         receivers = self.receivers(event.get("topics") or ())
         by_class: dict[type[rx.State], list[str]] = {}
         for token, cls in receivers:
-            by_class.setdefault(cls, []).append(token)
+            if self.connected is None or self.connected(token):
+                by_class.setdefault(cls, []).append(token)
         for cls, tokens in by_class.items():
             prepared: dict[str, Any] | None = event
             prepare = getattr(cls, "live_prepare", None)
@@ -257,6 +261,7 @@ def listener() -> Callable[[rx.App], Awaitable[None]]:
     """A lifespan task: subscribe once, forward every event, reconnect after Redis outages."""
 
     async def listen(app: rx.App) -> None:
+        hub.connected = connected_here(app)
         keeper = asyncio.create_task(_housekeeping_loop(app))
         delay = 1.0
         try:

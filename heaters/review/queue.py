@@ -78,6 +78,9 @@ def card(row: dict[str, Any]) -> dict[str, Any]:
         "clip_total": int(row["clip_total"]),
         "prev_id": row["prev_id"] or 0,
         "prev_state": row["prev_state"] or "",
+        "prev_grouped": row["prev_grouped"],
+        "prev_held_by_other": bool(row["prev_held_by_other"]),
+        "start_cut": bool(row["start_cut"]),
         "prev_frames": (row["prev_end"] - row["prev_start"]) if row["prev_id"] else 0,
         "next_id": row["next_id"] or 0,
         "next_state": row["next_state"] or "",
@@ -135,3 +138,54 @@ def neighbour_ids(cards_by_id: dict[int, dict[str, Any]]) -> set[int]:
     for item in cards_by_id.values():
         ids.update(i for i in (item["prev_id"], item["next_id"]) if i)
     return ids
+
+
+def reaction(
+    cards: dict[int, dict[str, Any]], queue: list[int], event: dict[str, Any], me: str
+) -> tuple[dict[int, dict[str, Any]], bool]:
+    """What another tab's `clips.changed` means for this tab's cards (pure).
+
+    Returns the cards with their neighbours' states, groups and leases updated from the event, and
+    whether the queue must be settled again: a queued clip changed under us, or a neighbour was replaced
+    (a split or merge next to one of our clips), which only the database can resolve.
+    """
+    rows = {int(r["id"]): r for r in event.get("clips", [])}
+    replaced = {int(i) for i in event.get("removed") or []} | {i for i, r in rows.items() if r["state"] == "archived"}
+    for clip_id in queue:
+        row = rows.get(clip_id)
+        if clip_id in replaced or (row is not None and row["state"] != "pending_review"):
+            return cards, True
+    updated: dict[int, dict[str, Any]] = {}
+    for clip_id, item in cards.items():
+        if item["prev_id"] in replaced or item["next_id"] in replaced:
+            return cards, True
+        for row in rows.values():
+            if row["state"] == "archived":
+                continue
+            if row["end_frame"] == item["start_frame"] and row["id"] != item["prev_id"]:
+                return cards, True  # a new clip before this one
+            if row["start_frame"] == item["end_frame"] and row["id"] != item["next_id"]:
+                return cards, True  # a new clip after this one
+        prev, nxt = rows.get(item["prev_id"]), rows.get(item["next_id"])
+        if prev is None and nxt is None:
+            updated[clip_id] = item
+            continue
+        item = dict(item)
+        if nxt is not None:
+            item["next_state"] = nxt["state"]
+        if prev is not None:
+            item["prev_state"] = prev["state"]
+            item["prev_grouped"] = prev.get("grouped_with")
+            item["prev_held_by_other"] = prev.get("held_by") not in (None, me)
+            neighbour = rules.Neighbour(
+                id=item["prev_id"],
+                state=item["prev_state"],
+                held_by_other=item["prev_held_by_other"],
+                grouped_with=item["prev_grouped"],
+            )
+            item["merge_problem"] = (
+                rules.merge_problem(item["start_frame"], neighbour, cut_exists=item["start_cut"]) or ""
+            )
+            item["group_problem"] = rules.group_problem(item["start_frame"], neighbour) or ""
+        updated[clip_id] = item
+    return updated, False

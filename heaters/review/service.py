@@ -488,6 +488,10 @@ def _video_of(session: Session, clip_id: int) -> int:
     return int(row[0])
 
 
+def _tag(holder: str | None) -> str | None:
+    return Reviewer(0, holder).tag if holder else None
+
+
 def _publish(
     session: Session,
     reviewer: Reviewer,
@@ -504,18 +508,20 @@ def _publish(
     gone = [op for op in cut_ops if (op["op"] == "add") == undo]
     rows = session.execute(
         text(
-            "SELECT id, start_frame, end_frame, ingest_state AS state, grouped_with_clip_id AS grouped_with "
-            "FROM clips WHERE id = ANY(:ids)"
+            "SELECT c.id, c.start_frame, c.end_frame, c.ingest_state AS state, c.grouped_with_clip_id AS grouped_with,"
+            " l.holder FROM clips c LEFT JOIN review_leases l ON l.clip_id = c.id AND l.lease_until > now()"
+            " WHERE c.id = ANY(:ids)"
         ),
         {"ids": list(changed)},
     ).mappings()
+    clips = [{**{k: v for k, v in row.items() if k != "holder"}, "held_by": _tag(row["holder"])} for row in rows]
     counts = clips_repository.pending_counts(session, video_id)
     events.publish(
         "clips.changed",
         topics=[events.COUNTS, *events.video_topics(video_id), *(events.clip_topic(i) for i in (*changed, *removed))],
         video_id=video_id,
         actor=reviewer.tag,
-        clips=[dict(r) for r in rows],
+        clips=clips,
         removed=list(removed),
         cuts_added=[
             {"frame": op["frame"], "score": op.get("score"), "source": op.get("source", "reviewer")} for op in added

@@ -539,3 +539,20 @@ def test_housekeeping_counts_only_consecutive_missed_rounds(reflex_app: rx.App, 
         assert PROBE.left == left
 
     run(scenario())
+
+
+def test_a_tab_whose_socket_is_not_here_gets_nothing(reflex_app: rx.App, run: Any) -> None:
+    """A closed tab waiting out its grace rounds must not act on events (reload, take leases)."""
+
+    async def scenario() -> None:
+        hub = Hub()
+        here, gone = tabs(2)
+        hub.connected = {here}.__contains__
+        hub.watch(here, HubNews, ["counts"])
+        hub.watch(gone, HubNews, ["counts"])
+        await deliver(hub, reflex_app, ev("counted", "counts", reload=True))
+        assert await got(reflex_app, here, HubNews) == [["counted"]]
+        assert await got(reflex_app, gone, HubNews) == []
+        assert [token for _, token in PROBE.reloads] == [here]
+
+    run(scenario())

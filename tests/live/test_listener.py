@@ -240,10 +240,11 @@ def test_reflex_runs_the_listener_as_a_lifespan_task(app_env: dict[str, str], re
         admin = await admin_client(app_env)
         (tab,) = tabs(1)
         topic = f"probe:{tab}"
-        await open_tab(reflex_app, tab, ListenTab, [topic])
         reflex_app.register_lifespan_task(live.listener())
         before = await pubsub_clients(admin)
         async with reflex_app._run_lifespan_tasks(reflex_app._api):  # what Starlette's lifespan enters
+            # Tabs connect once the server runs (a worker's start gives its token manager a new identity).
+            await open_tab(reflex_app, tab, ListenTab, [topic])
             (task,) = [t for t in asyncio.all_tasks() if t.get_name().startswith("reflex_lifespan_task|listen|")]
             await subscribed(task, admin, before, topic)
         assert task.done()

@@ -10,13 +10,6 @@ from heaters import routes
 from heaters.pages.review.keys import review_keys
 from heaters.pages.review.state import ReviewState
 
-TONES = {
-    "pending": "var(--blue-8)",
-    "approved": "var(--green-9)",
-    "skipped": "var(--gray-8)",
-    "rejected": "var(--red-9)",
-    "done": "var(--violet-9)",
-}
 KEYS: list[tuple[str, str]] = [
     ("A", "Approve"),
     ("S", "Skip"),
@@ -245,48 +238,19 @@ def _context() -> rx.Component:
     )
 
 
-def _segment(segment: Any) -> rx.Component:
-    return rx.box(
-        class_name=rx.cond(segment["current"].to(bool), "review-segment current", "review-segment"),
-        left=segment["left"].to(str),
-        width=segment["width"].to(str),
-        background=rx.match(
-            segment["tone"].to(str),
-            *((tone, color) for tone, color in TONES.items()),
-            TONES["done"],
-        ),
-        cursor=rx.cond(segment["pending"].to(bool), "pointer", "default"),
-        title=segment["label"].to(str),
-        on_click=ReviewState.open_clip(segment["id"].to(int)),  # type: ignore[operator]
-        custom_attrs={
-            "data-testid": "timeline-segment",
-            "data-clip-id": segment["id"].to(str),
-            "data-tone": segment["tone"].to(str),
-        },
-    )
-
-
-def _cut(cut: Any) -> rx.Component:
-    return rx.box(
-        class_name=rx.cond(cut["reviewer"].to(bool), "review-cut reviewer", "review-cut"),
-        left=cut["left"].to(str),
-        height=cut["height"].to(str),
-        title=cut["label"].to(str),
-    )
-
-
 def _timeline() -> rx.Component:
+    """Drawn by assets/review.js from one JSON string: a long video has hundreds of clips, and a change
+    to one of them then sends one string instead of every segment's props."""
     return rx.vstack(
         rx.text(
             "This video: every clip, coloured by state; cuts sized by score. Click a waiting clip to open it.",
             size="1",
             class_name="review-muted",
         ),
-        rx.box(
-            rx.foreach(ReviewState.timeline_clips, _segment),
-            rx.foreach(ReviewState.timeline_cuts, _cut),
+        rx.el.div(
             class_name="review-timeline",
             id="timeline",
+            custom_attrs={"data-timeline": ReviewState.timeline, "data-current": ReviewState.current_id},
         ),
         width="100%",
         spacing="1",
@@ -325,7 +289,7 @@ def _empty() -> rx.Component:
         ),
         _key_button("Undo", "Ctrl+Z", _script("command('undo')"), variant="soft", disabled=ReviewState.undo_depth == 0),
         _counts(),
-        rx.cond(ReviewState.timeline_clips.length() > 0, _timeline()),  # type: ignore[attr-defined]
+        rx.cond(ReviewState.timeline != "", _timeline()),
         spacing="3",
         width="100%",
     )

@@ -16,18 +16,13 @@ import reflex as rx
 
 from heaters import events, live
 from heaters.models import ReviewActionKind
-from heaters.review import rules, screen, slots
+from heaters.review import queue, rules, screen, slots
 from heaters.review.errors import ReviewError
 from heaters.review.leases import Reviewer
+from heaters.review.timeline import Timeline
 from heaters.settings import get_settings
 from heaters.state import AuthState
 
-TIMELINE_STATES = {
-    "pending_review": "pending",
-    "review_approved": "approved",
-    "review_skipped": "skipped",
-    "review_archived": "rejected",
-}
 KINDS = {k.value: k for k in ReviewActionKind}
 EMPTY_SLOT: dict[str, Any] = {
     "clip_id": 0,
@@ -57,8 +52,8 @@ class ReviewState(rx.State):
     pending_total: int = 0
     video_pending: int = 0
     undo_depth: int = 0
-    timeline_clips: list[dict[str, Any]] = []
-    timeline_cuts: list[dict[str, Any]] = []
+    timeline: str = ""  # compact JSON that assets/review.js draws (see heaters.review.timeline)
+    current_id: int = 0
     prev_url: str = ""
     next_url: str = ""
     message: str = ""
@@ -71,7 +66,7 @@ class ReviewState(rx.State):
     _cards: dict[int, dict[str, Any]] = {}
     _temp: dict[int, dict[str, str]] = {}
     _slot_clips: list[int] = []
-    _timeline: dict[str, Any] = {}
+    _timeline: Timeline = Timeline()  # a tuple: Reflex does not wrap it in a change-tracking proxy
     _user_id: int = 0
 
     # --- loading -------------------------------------------------------------------------------
@@ -117,7 +112,7 @@ class ReviewState(rx.State):
         # The current clip first, then the queue, then the neighbours: temp clips are made in this order.
         neighbours = [n for c in self._queue for n in (self._cards[c]["prev_id"], self._cards[c]["next_id"]) if n]
         wanted = list(dict.fromkeys([*self._queue, *neighbours]))
-        video = self._cards[self._queue[0]]["video_id"] if self._queue else self._timeline.get("video_id", 0)
+        video = self._cards[self._queue[0]]["video_id"] if self._queue else self._timeline.video_id
         live.hub.watch(reviewer.holder, ReviewState, self._topics(set(wanted), video))
         shown = await asyncio.to_thread(
             screen.screen,
@@ -125,18 +120,18 @@ class ReviewState(rx.State):
             wanted,
             video_id=video or None,
             # The timeline stays current through events; it is read again only for another video.
-            with_timeline=reload_timeline or video != self._timeline.get("video_id"),
+            with_timeline=reload_timeline or video != self._timeline.video_id,
             shared_playback=settings.playback_shared,
         )
         self._temp = shown.temp
         if shown.timeline is not None:
-            self._timeline = shown.timeline
+            self._timeline = Timeline.from_rows(shown.timeline)
         self.pending_total, self.video_pending, self.undo_depth = (
             shown.pending_total,
             shown.video_pending,
             shown.undo_depth,
         )
-        self._render()
+        self._render(timeline=True)
         return held
 
     def _topics(self, clip_ids: set[int], video_id: int) -> list[str]:
@@ -145,22 +140,26 @@ class ReviewState(rx.State):
 
     # --- rendering -----------------------------------------------------------------------------
 
-    def _render(self) -> None:
-        """Derive everything shown from the queue, the cards, the temp clips and the timeline."""
+    def _render(self, *, timeline: bool = False) -> None:
+        """Derive what is shown from the queue, the cards and the temp clips (and the timeline, if asked:
+        it only changes with the clips of the video, not with the current clip)."""
         self._slot_clips = slots.assign(self._slot_clips, self._queue, len(self._slot_clips) or 1)
         self.slots = [self._slot(c) for c in self._slot_clips]
         head = self._queue[0] if self._queue else 0
         self.current_slot = self._slot_clips.index(head) if head else -1
+        self.current_id = head
         self.current = dict(self._cards.get(head, {}))
         if self.current:
             temp = self._temp.get(head, {})
             self.current["status"] = temp.get("state", "generating")
             self.current["error"] = temp.get("error", "")
-        self.prev_url = self._neighbour_url(
-            self.current.get("prev_id", 0), last_frame=self.current.get("prev_frames", 0)
-        )
+            if self._timeline.video_id == self.current["video_id"]:
+                self.current["position"], self.current["clip_total"] = self._timeline.position(head)
+        prev_frames = self.current.get("prev_frames", 0)
+        self.prev_url = self._neighbour_url(self.current.get("prev_id", 0), last_frame=prev_frames)
         self.next_url = self._neighbour_url(self.current.get("next_id", 0), last_frame=0)
-        self._render_timeline(head)
+        if timeline:
+            self.timeline = self._timeline.encode()
 
     def _slot(self, clip_id: int) -> dict[str, Any]:
         card = self._cards.get(clip_id)
@@ -186,36 +185,6 @@ class ReviewState(rx.State):
         seconds = (last_frame - 0.5) / fps if last_frame and fps else 0.0
         return f"{url}#t={seconds:.3f}"
 
-    def _render_timeline(self, head: int) -> None:
-        total = int(self._timeline.get("frame_count") or 0)
-        if not total:
-            self.timeline_clips, self.timeline_cuts = [], []
-            return
-        self.timeline_clips = [
-            {
-                "id": c["id"],
-                "left": f"{100 * c['start_frame'] / total:.3f}%",
-                "width": f"{100 * (c['end_frame'] - c['start_frame']) / total:.3f}%",
-                "tone": TIMELINE_STATES.get(c["state"], "done"),
-                "current": c["id"] == head,
-                "pending": c["state"] == "pending_review",
-                "label": f"Clip {c['id']}: frames {c['start_frame']:,} to {c['end_frame'] - 1:,} ({c['state']})",
-            }
-            for c in self._timeline.get("clips", [])
-        ]
-        scores = [c["score"] for c in self._timeline.get("cuts", []) if c["score"] is not None]
-        top = max(scores) if scores else 1.0
-        self.timeline_cuts = [
-            {
-                "left": f"{100 * c['frame'] / total:.3f}%",
-                "height": f"{40 + 60 * min(1.0, (c['score'] or 0) / top) if c['score'] is not None else 100:.0f}%",
-                "reviewer": c["source"] == "reviewer",
-                "label": f"Cut at frame {c['frame']:,}"
-                + (f", score {c['score']:.2f}" if c["score"] is not None else " (reviewer)"),
-            }
-            for c in self._timeline.get("cuts", [])
-        ]
-
     def _say(self, text: str, tone: str = "gray") -> None:
         self.message, self.message_tone = text, tone
 
@@ -234,6 +203,9 @@ class ReviewState(rx.State):
         if action == "undo":
             async for update in self._undo():
                 yield update
+            return
+        if action == "open":
+            await self._open(_int(command.get("open")))
             return
         kind = KINDS.get(action)
         if kind is None or not self.loaded:
@@ -290,10 +262,9 @@ class ReviewState(rx.State):
         self._say(held.result.message if held.result else "Undone.", "green")
         yield
 
-    @rx.event
-    async def open_clip(self, clip_id: int) -> None:
-        """A pending segment of the timeline was clicked."""
-        if self._queue and self._queue[0] == clip_id:
+    async def _open(self, clip_id: int) -> None:
+        """A waiting clip of the timeline was clicked."""
+        if not clip_id or (self._queue and self._queue[0] == clip_id):
             return
         held = await self._refresh(focus=clip_id)
         if held.note:
@@ -314,43 +285,29 @@ class ReviewState(rx.State):
     def apply_events(self, batch: list[dict[str, Any]]) -> bool:
         """Apply what the events carry; True when the queue itself must be settled again (one reload)."""
         me = self._reviewer().tag
-        reload = False
+        reload = timeline = False
         for event in batch:
             kind = event.get("type")
             if "pending_total" in event:
                 self.pending_total = int(event["pending_total"])
-                if self._timeline.get("video_id") == event.get("video_id"):
+                if self._timeline.video_id == event.get("video_id"):
                     self.video_pending = int(event["video_pending"])
             if kind == "temp_clip.ready":
                 self._temp[int(event["clip_id"])] = {"state": "ready", "url": str(event["url"]), "error": ""}
             elif kind == "temp_clip.failed":
                 self._temp[int(event["clip_id"])] = {"state": "failed", "url": "", "error": str(event["error"])}
             elif kind == "clips.changed":
-                reload |= self._apply_clip_changes(event, mine=event.get("actor") == me)
+                if self._timeline.video_id == event.get("video_id"):
+                    self._timeline = self._timeline.apply(event)
+                    timeline = True
+                if event.get("actor") != me:  # this tab's own action has already settled its queue
+                    self._cards, again = queue.reaction(dict(self._cards), list(self._queue), event, me)
+                    reload |= again
             elif kind == "video.clips_ready":
                 room = len(self._queue) < len(self._slot_clips)
                 reload |= room and self.video_filter in (0, event.get("video_id"))
-        self._render()
+        self._render(timeline=timeline)
         return reload
-
-    def _apply_clip_changes(self, event: dict[str, Any], *, mine: bool) -> bool:
-        if self._timeline.get("video_id") == event.get("video_id"):
-            gone = set(event.get("removed") or []) | {c["id"] for c in event["clips"]}
-            kept = [c for c in self._timeline.get("clips", []) if c["id"] not in gone]
-            live_rows = [c for c in event["clips"] if c["state"] != "archived"]
-            gone_cuts = set(event.get("cuts_removed") or [])
-            cuts = [c for c in self._timeline.get("cuts", []) if c["frame"] not in gone_cuts]
-            cuts += event.get("cuts_added") or []
-            self._timeline = {
-                **self._timeline,
-                "clips": sorted(kept + live_rows, key=lambda c: c["start_frame"]),
-                "cuts": sorted(cuts, key=lambda c: c["frame"]),
-            }
-        if mine:
-            return False  # this tab's own action: it has already settled its queue
-        touched = {c["id"] for c in event["clips"]} | set(event.get("removed") or [])
-        neighbours = {n for c in self._cards.values() for n in (c["prev_id"], c["next_id"])}
-        return bool(touched & (set(self._queue) | neighbours))
 
     @classmethod
     async def live_reload(cls, app: rx.App, token: str) -> None:
