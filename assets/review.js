@@ -162,48 +162,70 @@
   }
 
   // The timeline: drawn from the JSON in #timeline's data-timeline, the current clip from data-current.
+  // Each change updates only the segments and cuts that differ (keyed by clip id and cut frame): with a
+  // room of reviewers on one long video, the string changes several times a second.
   let drawn = null;
+  function label(n) {
+    return n.toLocaleString("en-US");
+  }
+  function place(el, props) {
+    for (const [key, value] of Object.entries(props.style)) if (el.style[key] !== value) el.style[key] = value;
+    for (const [key, value] of Object.entries(props.data)) if (el.dataset[key] !== value) el.dataset[key] = value;
+    if (el.className !== props.className) el.className = props.className;
+    if (el.title !== props.title) el.title = props.title;
+  }
+  function sync(box, map, wanted, make) {
+    for (const [key, el] of map) {
+      if (!wanted.has(key)) {
+        el.remove();
+        map.delete(key);
+      }
+    }
+    for (const [key, props] of wanted) {
+      let el = map.get(key);
+      if (!el) {
+        el = document.createElement("div");
+        map.set(key, el);
+        box.appendChild(el);
+      }
+      place(el, make(props));
+    }
+  }
   function drawTimeline() {
     const box = document.getElementById("timeline");
     if (!box) return;
     const code = box.dataset.timeline || "";
     const current = box.dataset.current || "";
-    if (!drawn || drawn.box !== box || drawn.code !== code) {
+    if (!drawn || drawn.box !== box) {
       box.replaceChildren();
-      if (code) {
-        const data = JSON.parse(code);
-        const total = data.n || 1;
-        const top = Math.max(1e-9, ...data.k.map((c) => c[1] || 0));
-        const parts = document.createDocumentFragment();
-        for (const [id, start, end, tone] of data.c) {
-          const segment = document.createElement("div");
-          segment.className = "review-segment";
-          segment.style.left = (100 * start) / total + "%";
-          segment.style.width = (100 * (end - start)) / total + "%";
-          segment.dataset.testid = "timeline-segment";
-          segment.dataset.clipId = String(id);
-          segment.dataset.tone = tone;
-          segment.title = "Clip " + id + ": frames " + start.toLocaleString("en-US") + " to " +
-            (end - 1).toLocaleString("en-US") + " (" + tone + ")";
-          parts.appendChild(segment);
-        }
-        for (const [frame, score, reviewer] of data.k) {
-          const cut = document.createElement("div");
-          cut.className = reviewer ? "review-cut reviewer" : "review-cut";
-          cut.style.left = (100 * frame) / total + "%";
-          cut.style.height = score === null ? "100%" : 40 + 60 * Math.min(1, score / top) + "%";
-          cut.title = "Cut at frame " + frame.toLocaleString("en-US") +
-            (score === null ? " (reviewer)" : ", score " + score.toFixed(2));
-          parts.appendChild(cut);
-        }
-        box.appendChild(parts);
-      }
-      drawn = { box: box, code: code, current: null };
+      drawn = { box: box, code: null, current: null, segments: new Map(), cuts: new Map() };
+    }
+    if (drawn.code !== code) {
+      const data = code ? JSON.parse(code) : { n: 1, c: [], k: [] };
+      const total = data.n || 1;
+      const top = Math.max(1e-9, ...data.k.map((c) => c[1] || 0));
+      const segments = new Map(data.c.map((c) => [String(c[0]), c]));
+      sync(box, drawn.segments, segments, ([id, start, end, tone]) => ({
+        className: "review-segment" + (String(id) === current ? " current" : ""),
+        style: { left: (100 * start) / total + "%", width: (100 * (end - start)) / total + "%" },
+        data: { testid: "timeline-segment", clipId: String(id), tone: tone },
+        title: "Clip " + id + ": frames " + label(start) + " to " + label(end - 1) + " (" + tone + ")",
+      }));
+      const cuts = new Map(data.k.map((c) => [String(c[0]), c]));
+      sync(box, drawn.cuts, cuts, ([frame, score, reviewer]) => ({
+        className: reviewer ? "review-cut reviewer" : "review-cut",
+        style: {
+          left: (100 * frame) / total + "%",
+          height: score === null ? "100%" : 40 + 60 * Math.min(1, score / top) + "%",
+        },
+        data: {},
+        title: "Cut at frame " + label(frame) + (score === null ? " (reviewer)" : ", score " + score.toFixed(2)),
+      }));
+      drawn.code = code;
+      drawn.current = null;
     }
     if (drawn.current !== current) {
-      for (const el of box.querySelectorAll(".review-segment.current")) el.classList.remove("current");
-      const mark = current && box.querySelector('.review-segment[data-clip-id="' + current + '"]');
-      if (mark) mark.classList.add("current");
+      for (const [id, el] of drawn.segments) el.classList.toggle("current", id === current);
       drawn.current = current;
     }
   }

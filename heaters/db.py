@@ -15,7 +15,8 @@ from heaters.settings import get_settings
 
 @lru_cache(maxsize=4)
 def engine_for(url: str) -> Engine:
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args={"connect_timeout": 5})
+    # Up to 16 connections: as many as the web process's threads for blocking work (heaters.live).
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=11, connect_args={"connect_timeout": 5})
 
 
 def get_engine() -> Engine:

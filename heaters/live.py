@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -32,7 +33,8 @@ from heaters.settings import get_settings
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 5.0
-GONE_AFTER_ROUNDS = 2  # a reload reconnects at once; a tab missing for two rounds has left
+GONE_AFTER_ROUNDS = 2
+BLOCKING_THREADS = 16  # a reload reconnects at once; a tab missing for two rounds has left
 Key = tuple[str, type[rx.State]]
 
 
@@ -261,6 +263,9 @@ def listener() -> Callable[[rx.App], Awaitable[None]]:
     """A lifespan task: subscribe once, forward every event, reconnect after Redis outages."""
 
     async def listen(app: rx.App) -> None:
+        # Handlers and the hub run their blocking work with asyncio.to_thread: give it enough threads
+        # for a room of reviewers (the default is cores + 4), matched by the engine's connection pool.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(BLOCKING_THREADS, "heaters-io"))
         hub.connected = connected_here(app)
         keeper = asyncio.create_task(_housekeeping_loop(app))
         delay = 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 TONES = {
@@ -52,20 +53,12 @@ class Timeline(NamedTuple):
         return self._replace(clips=clips, cuts=cuts)
 
     def encode(self) -> str:
-        """`{"n": frames, "c": [[id, start, end, tone], ...], "k": [[frame, score, reviewer], ...]}`."""
-        if not self.frame_count:
-            return ""
-        return json.dumps(
-            {
-                "n": self.frame_count,
-                "c": [[i, s, e, TONES.get(state, "done")] for i, s, e, state in self.clips],
-                "k": [
-                    [f, round(score, 3) if score is not None else None, int(src == "reviewer")]
-                    for f, score, src in self.cuts
-                ],
-            },
-            separators=(",", ":"),
-        )
+        """`{"n": frames, "c": [[id, start, end, tone], ...], "k": [[frame, score, reviewer], ...]}`.
+
+        Every tab on a video holds an equal timeline after each event, so the string is made once per
+        process and change, not once per tab (the cache is keyed by the value).
+        """
+        return _encode(self)
 
     def position(self, clip_id: int) -> tuple[int, int]:
         """Where a clip is in its video: (n, m) for "clip n of m"."""
@@ -73,6 +66,23 @@ class Timeline(NamedTuple):
             if clip[0] == clip_id:
                 return index, len(self.clips)
         return 0, len(self.clips)
+
+
+@lru_cache(maxsize=64)
+def _encode(timeline: Timeline) -> str:
+    if not timeline.frame_count:
+        return ""
+    return json.dumps(
+        {
+            "n": timeline.frame_count,
+            "c": [[i, s, e, TONES.get(state, "done")] for i, s, e, state in timeline.clips],
+            "k": [
+                [f, round(score, 3) if score is not None else None, int(src == "reviewer")]
+                for f, score, src in timeline.cuts
+            ],
+        },
+        separators=(",", ":"),
+    )
 
 
 def _clips(rows: Iterable[Mapping[str, Any]]) -> tuple[ClipRow, ...]:

@@ -109,8 +109,9 @@ class ReviewState(rx.State):
             run=run,
         )
         self._queue, self._cards = held.queue, held.cards
-        # The current clip first, then the queue, then the neighbours: temp clips are made in this order.
-        neighbours = [n for c in self._queue for n in (self._cards[c]["prev_id"], self._cards[c]["next_id"]) if n]
+        # The current clip first, then the queue, then the context strip's neighbours of the current and the
+        # next clip (the others' are asked for when they come up): temp clips are made in this order.
+        neighbours = [n for c in self._queue[:2] for n in (self._cards[c]["prev_id"], self._cards[c]["next_id"]) if n]
         wanted = list(dict.fromkeys([*self._queue, *neighbours]))
         video = self._cards[self._queue[0]]["video_id"] if self._queue else self._timeline.video_id
         live.hub.watch(reviewer.holder, ReviewState, self._topics(set(wanted), video))
