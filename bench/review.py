@@ -235,6 +235,8 @@ async def run_phase(
     tabs = [Tab(base, cookie) for cookie in cookies]
     reset_statements(engine)
     cpu_before, wall_before = web.cpu_seconds(), time.perf_counter()
+    bench_before = _own_cpu()
+    psutil.cpu_percent(None)  # start the machine-wide measurement
     with engine.connect() as connection:
         since = connection.execute(text("SELECT now()")).scalar_one()
     web.start()
@@ -254,6 +256,8 @@ async def run_phase(
             await tab.client.close()
     wall = time.perf_counter() - wall_before
     cpu = web.cpu_seconds() - cpu_before
+    machine_busy = psutil.cpu_percent(None)
+    bench_cpu = _own_cpu() - bench_before
     counts = statements(engine)
     for tab in tabs:
         for clip, first in tab.first_waiting.items():
@@ -309,8 +313,16 @@ async def run_phase(
         "statements_per_action": {role: round(n / max(1, committed), 1) for role, n in counts.items()},
         "web_cpu_percent_of_one_core": round(100 * cpu / wall, 1),
         "web_peak_rss_mb": round(web.peak_rss / 1e6, 1),
+        # Everything runs on this one machine: the simulated reviewers too.
+        "machine_cpu_percent_all_cores": machine_busy,
+        "bench_clients_cpu_percent_of_one_core": round(100 * bench_cpu / wall, 1),
         "seconds": round(wall, 1),
     }
+
+
+def _own_cpu() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
 
 
 def summary(seconds: list[float]) -> dict[str, float]:
