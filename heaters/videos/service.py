@@ -16,6 +16,7 @@ from heaters.errors import InvalidTransition, NotFound
 from heaters.models import SourceVideo, VideoState
 from heaters.pipeline import claims
 from heaters.pipeline.stages import Stage
+from heaters.transitions import guarded_update
 
 V = VideoState
 
@@ -42,11 +43,6 @@ RETRY_TO: dict[VideoState, tuple[VideoState, Stage]] = {
 }
 
 
-def _current_state(session: Session, video_id: int) -> str | None:
-    video = session.get(SourceVideo, video_id, populate_existing=True)
-    return video.ingest_state if video else None
-
-
 def transition(
     session: Session,
     video_id: int,
@@ -57,14 +53,7 @@ def transition(
 ) -> None:
     """Move a video to `to` (and set other columns) only from an allowed state."""
     allowed = allowed_from if allowed_from is not None else TRANSITIONS[to]
-    result = session.execute(
-        update(SourceVideo)
-        .where(SourceVideo.id == video_id)  # type: ignore[arg-type]
-        .where(SourceVideo.ingest_state.in_([s.value for s in allowed]))  # type: ignore[attr-defined]
-        .values(ingest_state=to.value, **values)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise InvalidTransition("video", video_id, to.value, _current_state(session, video_id))
+    guarded_update(session, SourceVideo, "video", video_id, to, allowed, **values)
 
 
 def mark_failed(session: Session, video_id: int, failed_state: VideoState, error: str) -> None:
