@@ -14,7 +14,7 @@ from typing import Any
 
 import reflex as rx
 
-from heaters import events, live
+from heaters import events, live, routes
 from heaters.models import ReviewActionKind
 from heaters.review import queue, rules, screen, slots
 from heaters.review.errors import ReviewError
@@ -194,6 +194,10 @@ class ReviewState(rx.State):
     @rx.event
     async def command(self, command: dict[str, Any]) -> AsyncIterator[Any]:
         """Every key and button lands here with the clip the browser showed and the frame on screen."""
+        auth = await self.get_state(AuthState)
+        if not auth.signed_in or not auth.username:  # the session expired while the page stayed open
+            yield rx.redirect(routes.login_with_next(routes.REVIEW))
+            return
         action = str(command.get("action", ""))
         if action == "help":
             self.show_help = not self.show_help
@@ -273,6 +277,8 @@ class ReviewState(rx.State):
 
     @rx.event
     async def retry_temp_clip(self, clip_id: int) -> None:
+        if not (await self.get_state(AuthState)).username:
+            return
         await asyncio.to_thread(screen.retry_temp_clip, clip_id)
         self._temp[clip_id] = {"state": "generating", "url": "", "error": ""}
         self._render()
