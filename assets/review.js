@@ -301,9 +301,6 @@
     enterSplit() {
       if (!state.split) setSplit(true);
     },
-    leaveSplit() {
-      setSplit(false);
-    },
     toggleMute() {
       state.muted = !state.muted;
       if (state.current) state.current.muted = state.muted;

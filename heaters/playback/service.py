@@ -71,42 +71,25 @@ def request(
     millis = _millis()
     # Rows go in sorted (so two requests for the same clips never deadlock); messages leave in the
     # caller's order. A plain ON CONFLICT also covers two requests naming a file in the same millisecond.
+    order = sorted(ids)
     created = {
         int(clip): int(row)
         for row, clip in session.execute(
             text(
                 """
                 INSERT INTO temp_clips (clip_id, filename, state)
-                SELECT c.id, 'clip_' || c.id || '_' || CAST(:ms AS bigint) || '.mp4', 'generating'
-                  FROM clips c WHERE c.id = ANY(:ids) ORDER BY c.id
+                SELECT c.id, wanted.name, 'generating'
+                  FROM unnest(CAST(:ids AS integer[]), CAST(:names AS text[])) AS wanted(id, name)
+                  JOIN clips c ON c.id = wanted.id
+                 ORDER BY c.id
                 ON CONFLICT DO NOTHING
                 RETURNING id, clip_id
                 """
             ),
-            {"ids": ids, "ms": millis},
+            {"ids": order, "names": [names.temp_filename(i, millis) for i in order]},
         ).all()
     }
-    stalled = {
-        int(clip): int(row)
-        for row, clip in session.execute(
-            text(
-                """
-                WITH due AS (
-                    SELECT id FROM temp_clips
-                     WHERE clip_id = ANY(:ids) AND state = 'generating'
-                       AND ((worker_id IS NOT NULL AND lease_until < now())
-                            OR (worker_id IS NULL AND requested_at < now() - make_interval(secs => :resend)))
-                     ORDER BY clip_id
-                       FOR UPDATE
-                )
-                UPDATE temp_clips t SET requested_at = now(), worker_id = NULL, lease_until = NULL
-                  FROM due WHERE t.id = due.id
-                RETURNING t.id, t.clip_id
-                """
-            ),
-            {"ids": ids, "resend": RESEND_AFTER_SECONDS},
-        ).all()
-    }
+    stalled = _reclaim_stalled(session, ids)
     due = {**created, **stalled}
     _send([due[clip] for clip in ids if clip in due])
     rows = session.execute(
@@ -247,21 +230,35 @@ def mark_served(session: Session, filename: str, *, min_interval_seconds: int = 
     )
 
 
-def resend_stalled(session: Session) -> int:
-    """The Dispatcher's part: generations whose worker died or whose message was lost go out again."""
-    ids = list(
-        session.execute(
+def _reclaim_stalled(session: Session, clip_ids: Sequence[int] | None) -> dict[int, int]:
+    """Generations whose worker died or whose message was lost (of these clips, or all): clip -> row id,
+    ready to be sent again. Rows are locked in clip order, so concurrent callers never deadlock."""
+    return {
+        int(clip): int(row)
+        for row, clip in session.execute(
             text(
                 """
-                UPDATE temp_clips SET requested_at = now(), worker_id = NULL, lease_until = NULL
-                 WHERE state = 'generating'
-                   AND ((worker_id IS NOT NULL AND lease_until < now())
-                        OR (worker_id IS NULL AND requested_at < now() - make_interval(secs => :resend)))
-                RETURNING id
+                WITH due AS (
+                    SELECT id FROM temp_clips
+                     WHERE (CAST(:ids AS integer[]) IS NULL OR clip_id = ANY(CAST(:ids AS integer[])))
+                       AND state = 'generating'
+                       AND ((worker_id IS NOT NULL AND lease_until < now())
+                            OR (worker_id IS NULL AND requested_at < now() - make_interval(secs => :resend)))
+                     ORDER BY clip_id
+                       FOR UPDATE
+                )
+                UPDATE temp_clips t SET requested_at = now(), worker_id = NULL, lease_until = NULL
+                  FROM due WHERE t.id = due.id
+                RETURNING t.id, t.clip_id
                 """
             ),
-            {"resend": RESEND_AFTER_SECONDS},
-        ).scalars()
-    )
-    _send(ids)
-    return len(ids)
+            {"ids": list(clip_ids) if clip_ids is not None else None, "resend": RESEND_AFTER_SECONDS},
+        ).all()
+    }
+
+
+def resend_stalled(session: Session) -> int:
+    """The Dispatcher's part: every stalled generation goes out again."""
+    due = _reclaim_stalled(session, None)
+    _send([due[clip] for clip in sorted(due)])
+    return len(due)

@@ -26,8 +26,12 @@ class Reviewer:
 
     @property
     def tag(self) -> str:
-        """Names the tab in events without revealing its token (which would let others impersonate it)."""
-        return hashlib.sha256(self.holder.encode()).hexdigest()[:16]
+        return tag(self.holder)
+
+
+def tag(holder: str) -> str:
+    """Names a tab in events without revealing its token (which would let others impersonate it)."""
+    return hashlib.sha256(holder.encode()).hexdigest()[:16]
 
 
 def held(session: Session, holder: str) -> list[int]:

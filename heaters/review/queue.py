@@ -51,44 +51,51 @@ def card(row: dict[str, Any]) -> dict[str, Any]:
     """One clip as the page shows it (pure: a row of the query above in, a dict of plain values out)."""
     fps = Fraction(row["fps_num"], row["fps_den"]) if row["fps_num"] else None
     frames = row["end_frame"] - row["start_frame"]
+    return _availability(
+        {
+            "id": row["id"],
+            "video_id": row["video_id"],
+            "title": row["title"],
+            "identifier": row["identifier"],
+            "start_frame": row["start_frame"],
+            "end_frame": row["end_frame"],
+            "frames": frames,
+            "fps_num": fps.numerator if fps else 0,
+            "fps_den": fps.denominator if fps else 1,
+            "duration": f"{float(frames / fps):.2f} s" if fps else "",
+            "position": int(row["position"]),
+            "clip_total": int(row["clip_total"]),
+            "prev_id": row["prev_id"] or 0,
+            "prev_state": row["prev_state"] or "",
+            "prev_grouped": row["prev_grouped"],
+            "prev_held_by_other": bool(row["prev_held_by_other"]),
+            "start_cut": bool(row["start_cut"]),
+            "prev_frames": (row["prev_end"] - row["prev_start"]) if row["prev_id"] else 0,
+            "next_id": row["next_id"] or 0,
+            "next_state": row["next_state"] or "",
+            "start_score": _score(row["start_score"]) if row["start_frame"] > 0 else "",
+            "end_score": _score(row["end_score"])
+            if row["frame_count"] and row["end_frame"] < row["frame_count"]
+            else "",
+        }
+    )
+
+
+def _availability(item: dict[str, Any]) -> dict[str, Any]:
+    """Whether merge and group are possible, from what the card says of the clip before it."""
     prev = (
         rules.Neighbour(
-            id=row["prev_id"],
-            state=row["prev_state"],
-            held_by_other=bool(row["prev_held_by_other"]),
-            grouped_with=row["prev_grouped"],
+            id=item["prev_id"],
+            state=item["prev_state"],
+            held_by_other=item["prev_held_by_other"],
+            grouped_with=item["prev_grouped"],
         )
-        if row["prev_id"] is not None
+        if item["prev_id"]
         else None
     )
-    merge = rules.merge_problem(row["start_frame"], prev, cut_exists=bool(row["start_cut"]))
-    group = rules.group_problem(row["start_frame"], prev)
-    return {
-        "id": row["id"],
-        "video_id": row["video_id"],
-        "title": row["title"],
-        "identifier": row["identifier"],
-        "start_frame": row["start_frame"],
-        "end_frame": row["end_frame"],
-        "frames": frames,
-        "fps_num": fps.numerator if fps else 0,
-        "fps_den": fps.denominator if fps else 1,
-        "duration": f"{float(frames / fps):.2f} s" if fps else "",
-        "position": int(row["position"]),
-        "clip_total": int(row["clip_total"]),
-        "prev_id": row["prev_id"] or 0,
-        "prev_state": row["prev_state"] or "",
-        "prev_grouped": row["prev_grouped"],
-        "prev_held_by_other": bool(row["prev_held_by_other"]),
-        "start_cut": bool(row["start_cut"]),
-        "prev_frames": (row["prev_end"] - row["prev_start"]) if row["prev_id"] else 0,
-        "next_id": row["next_id"] or 0,
-        "next_state": row["next_state"] or "",
-        "start_score": _score(row["start_score"]) if row["start_frame"] > 0 else "",
-        "end_score": _score(row["end_score"]) if row["frame_count"] and row["end_frame"] < row["frame_count"] else "",
-        "merge_problem": merge or "",
-        "group_problem": group or "",
-    }
+    item["merge_problem"] = rules.merge_problem(item["start_frame"], prev, cut_exists=item["start_cut"]) or ""
+    item["group_problem"] = rules.group_problem(item["start_frame"], prev) or ""
+    return item
 
 
 def cards(session: Session, clip_ids: Sequence[int], holder: str) -> dict[int, dict[str, Any]]:
@@ -98,18 +105,16 @@ def cards(session: Session, clip_ids: Sequence[int], holder: str) -> dict[int, d
     return {int(r["id"]): card(dict(r)) for r in rows}
 
 
-def timeline(session: Session, video_id: int, holder: str) -> dict[str, Any]:
+def timeline(session: Session, video_id: int) -> dict[str, Any]:
     """The whole video: every live clip as a segment, every cut with its score."""
     video = session.execute(text("SELECT frame_count FROM source_videos WHERE id = :id"), {"id": video_id}).first()
     total = int(video[0]) if video and video[0] else 0
     clips = session.execute(
         text(
-            "SELECT c.id, c.start_frame, c.end_frame, c.ingest_state AS state, "
-            "(l.holder IS NOT NULL AND l.holder <> :holder) AS held_by_other "
-            "FROM clips c LEFT JOIN review_leases l ON l.clip_id = c.id AND l.lease_until > now() "
-            "WHERE c.source_video_id = :video AND c.ingest_state <> 'archived' ORDER BY c.start_frame"
+            "SELECT id, start_frame, end_frame, ingest_state AS state FROM clips "
+            "WHERE source_video_id = :video AND ingest_state <> 'archived' ORDER BY start_frame"
         ),
-        {"video": video_id, "holder": holder},
+        {"video": video_id},
     ).mappings()
     cut_rows = session.execute(
         text("SELECT frame_number, score, source FROM cuts WHERE source_video_id = :video ORDER BY frame_number"),
@@ -118,26 +123,9 @@ def timeline(session: Session, video_id: int, holder: str) -> dict[str, Any]:
     return {
         "video_id": video_id,
         "frame_count": total,
-        "clips": [
-            {
-                "id": r["id"],
-                "start_frame": r["start_frame"],
-                "end_frame": r["end_frame"],
-                "state": r["state"],
-                "held_by_other": bool(r["held_by_other"]),
-            }
-            for r in clips
-        ],
+        "clips": [dict(r) for r in clips],
         "cuts": [{"frame": r["frame_number"], "score": r["score"], "source": r["source"]} for r in cut_rows],
     }
-
-
-def neighbour_ids(cards_by_id: dict[int, dict[str, Any]]) -> set[int]:
-    """The clips the context strip shows beside each queued clip."""
-    ids: set[int] = set()
-    for item in cards_by_id.values():
-        ids.update(i for i in (item["prev_id"], item["next_id"]) if i)
-    return ids
 
 
 def reaction(
@@ -177,15 +165,6 @@ def reaction(
             item["prev_state"] = prev["state"]
             item["prev_grouped"] = prev.get("grouped_with")
             item["prev_held_by_other"] = prev.get("held_by") not in (None, me)
-            neighbour = rules.Neighbour(
-                id=item["prev_id"],
-                state=item["prev_state"],
-                held_by_other=item["prev_held_by_other"],
-                grouped_with=item["prev_grouped"],
-            )
-            item["merge_problem"] = (
-                rules.merge_problem(item["start_frame"], neighbour, cut_exists=item["start_cut"]) or ""
-            )
-            item["group_problem"] = rules.group_problem(item["start_frame"], neighbour) or ""
+            _availability(item)
         updated[clip_id] = item
     return updated, False

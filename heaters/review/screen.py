@@ -12,7 +12,7 @@ step 2 runs is either seen by it or announced to the page, never missed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session
@@ -43,7 +43,6 @@ class Screen:
     pending_total: int
     video_pending: int
     undo_depth: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def hold(
@@ -104,7 +103,7 @@ def screen(
     exists = None if shared_playback else cache.exists
     with unit_of_work() as session:
         statuses = playback.request(session, clip_ids, file_exists=exists)
-        timeline = queue.timeline(session, video_id, reviewer.holder) if video_id and with_timeline else None
+        timeline = queue.timeline(session, video_id) if video_id and with_timeline else None
         counts = pending_counts(session, video_id or 0)
         depth = service.undo_depth(session, reviewer.user_id)
     temp = {cid: {"state": s.state, "url": s.url, "error": s.error} for cid, s in statuses.items()}

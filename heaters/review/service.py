@@ -488,10 +488,6 @@ def _video_of(session: Session, clip_id: int) -> int:
     return int(row[0])
 
 
-def _tag(holder: str | None) -> str | None:
-    return Reviewer(0, holder).tag if holder else None
-
-
 def _publish(
     session: Session,
     reviewer: Reviewer,
@@ -514,7 +510,10 @@ def _publish(
         ),
         {"ids": list(changed)},
     ).mappings()
-    clips = [{**{k: v for k, v in row.items() if k != "holder"}, "held_by": _tag(row["holder"])} for row in rows]
+    clips = [
+        {**{k: v for k, v in row.items() if k != "holder"}, "held_by": row["holder"] and leases.tag(row["holder"])}
+        for row in rows
+    ]
     counts = clips_repository.pending_counts(session, video_id)
     events.publish(
         "clips.changed",

@@ -317,17 +317,26 @@ def test_a_failed_temp_clip_shows_its_error_and_a_retry(
     page.goto(f"{web_url}/review")
     error = page.locator("#temp-clip-error")
     expect(error).to_contain_text("could not be prepared", timeout=60_000)
-    page.get_by_role("button", name="Retry").click()
     first = clips(engine)[0]["id"]
+    failed_name = _temp_clip(engine, first)
+    assert failed_name[1] == "failed"
+    page.get_by_role("button", name="Retry").click()
+    # A new generation under a new name, which fails again and is shown again.
     wait_for(
-        lambda: _temp_state(engine, first) in ("generating", "failed"), timeout=30, what="the retry to be recorded"
+        lambda: _temp_clip(engine, first)[0] != failed_name[0] and _temp_clip(engine, first)[1] == "failed",
+        timeout=60,
+        what="the retried cut to fail again",
     )
-    expect(error).to_contain_text("could not be prepared", timeout=60_000)  # fails again, shown again
+    expect(error).to_contain_text("could not be prepared", timeout=60_000)
 
 
-def _temp_state(engine: Engine, clip_id: int) -> str | None:
+def _temp_clip(engine: Engine, clip_id: int) -> tuple[str, str]:
+    """The clip's temp clip: (file name, state)."""
     with engine.connect() as connection:
-        return connection.execute(text("SELECT state FROM temp_clips WHERE clip_id = :c"), {"c": clip_id}).scalar()
+        row = connection.execute(
+            text("SELECT filename, state FROM temp_clips WHERE clip_id = :c"), {"c": clip_id}
+        ).one()
+    return str(row[0]), str(row[1])
 
 
 def test_an_upload_does_not_hold_up_another_reviewers_action(
