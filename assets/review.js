@@ -35,9 +35,16 @@
     };
   }
 
+  // A presented frame's mediaTime is its own timestamp: round it.
   function localFrame(video, mediaTime) {
     const clip = clipOf(video);
     return Math.min(clip.frames - 1, Math.max(0, Math.round(mediaTime * clip.fps)));
+  }
+
+  // A playback position (currentTime) lies inside the frame shown at it: floor it.
+  function frameAtTime(video, time) {
+    const clip = clipOf(video);
+    return Math.min(clip.frames - 1, Math.max(0, Math.floor(time * clip.fps + 1e-6)));
   }
 
   function show(video, local) {
@@ -82,9 +89,9 @@
       placeholder(); // still loading: never show the last clip's frame for this one
       return;
     }
-    show(video, localFrame(video, video.currentTime));
+    show(video, frameAtTime(video, video.currentTime));
     if (state.split) {
-      if (state.target === null) seekLocal(video, localFrame(video, video.currentTime));
+      if (state.target === null) seekLocal(video, frameAtTime(video, video.currentTime));
     } else {
       video.play().catch(() => {});
     }
@@ -130,7 +137,7 @@
       video.pause();
       state.target = null;
     }
-    const base = state.target ?? localFrame(video, video.currentTime);
+    const base = state.target ?? frameAtTime(video, video.currentTime);
     seekLocal(video, base + delta);
   }
 
@@ -312,6 +319,20 @@
     get split() {
       return state.split;
     },
+    // What the player believes, for a failing test's message.
+    get debug() {
+      const video = state.current;
+      return {
+        clip: state.currentClip,
+        frame: state.frame,
+        target: state.target,
+        split: state.split,
+        seeking: video ? video.seeking : null,
+        paused: video ? video.paused : null,
+        readyState: video ? video.readyState : null,
+        currentTime: video ? video.currentTime : null,
+      };
+    },
     // True once the frame a step asked for is on screen (nothing is still seeking).
     get settled() {
       const video = state.current;
@@ -330,10 +351,21 @@
     },
     true,
   );
+  // A paused seek that lands on the frame already presented gets no frame callback: the seek itself
+  // says which frame is on screen now (seeks aim at mid-frame, so the position names it exactly).
+  document.addEventListener(
+    "seeked",
+    (event) => {
+      const video = state.current;
+      if (event.target === video && video.paused) show(video, frameAtTime(video, video.currentTime));
+    },
+    true,
+  );
   document.addEventListener(
     "play",
     (event) => {
-      if (event.target === state.current) state.target = null;
+      // A late event from a play() that a step has since paused must not drop the step's target.
+      if (event.target === state.current && !state.current.paused) state.target = null;
     },
     true,
   );

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy import Engine, text
 
 from heaters.adapters import get_storage
@@ -134,6 +135,14 @@ def open_review(page: Page, web_url: str, user: str = "vera", path: str = "/revi
     playable(page)
 
 
+def settled(page: Page) -> None:
+    """Wait until the frame a step asked for is on screen; say what the player saw if it never is."""
+    try:
+        page.wait_for_function("() => window.heatersReview.settled")
+    except PlaywrightTimeout:
+        raise AssertionError(f"never settled: {page.evaluate('() => window.heatersReview.debug')}") from None
+
+
 def playable(page: Page) -> None:
     """The current clip's <video> has decoded a frame, and the frame label shows a number."""
     page.wait_for_function(
@@ -186,7 +195,7 @@ def test_split_at_the_frame_reached_with_the_arrow_keys(
     clip = clips(engine)[0]
     page.keyboard.press("ArrowRight")  # pauses and enters split mode
     expect(page.locator(".review-split-hint")).to_be_visible()
-    page.wait_for_function("() => window.heatersReview.settled")
+    settled(page)
     start = shown_frame(page)
     for _ in range(3):
         page.keyboard.press("ArrowRight")
@@ -500,7 +509,7 @@ def test_the_frame_label_is_the_frame_on_screen(
                 before = page.evaluate("() => window.heatersReview.frame")
                 page.wait_for_function(f"() => window.heatersReview.frame >= {before + 4}")
                 continue
-        page.wait_for_function("() => window.heatersReview.settled")
+        settled(page)
         frame = shown_frame(page)
         assert 120 <= frame < ramp_proxy.frame_count
         assert _level_on_screen(page) == frame % LEVELS, f"label says {frame} after {key}"

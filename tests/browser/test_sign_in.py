@@ -25,7 +25,7 @@ def users(engine: Engine) -> None:
 
 def sign_in(page: Page, web_url: str, username: str, password: str) -> None:
     page.goto(f"{web_url}/login")
-    page.get_by_label("Username").fill(username)
+    page.get_by_label("Username").fill(username, timeout=90_000)  # a first page load on a busy machine is slow
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
 
