@@ -30,3 +30,7 @@ class PermanentError(HeatersError):
 
 class TransientError(HeatersError):
     """Worth another attempt later (network, a dependency restarting)."""
+
+
+class LeaseLost(HeatersError):
+    """This worker's claim expired and another worker took it: stop, and write nothing more."""

@@ -112,6 +112,12 @@ class Settings(WebSettings):
     scene_threshold: float | None = Field(None, gt=0, validation_alias=_env("SCENE_THRESHOLD"))
     min_scene_seconds: float = Field(0.5, ge=0, validation_alias=_env("MIN_SCENE_SECONDS"))
 
+    # After review: keyframes, then one embedding per clip from them (heaters.embeddings names the models).
+    keyframe_strategy: Literal["multi", "midpoint"] = Field("multi", validation_alias=_env("KEYFRAME_STRATEGY"))
+    embedding_model: str = Field("efficientnet-lite0", validation_alias=_env("EMBEDDING_MODEL"))
+    # The CLIP image tower as an ONNX file (no PyPI package ships CLIP weights; see docs/deployment.md).
+    clip_model_path: Path | None = Field(None, validation_alias=_env("CLIP_MODEL_PATH"))
+
     ffmpeg_timeout_seconds: int = Field(6 * 3600, ge=1, validation_alias=_env("FFMPEG_TIMEOUT_SECONDS"))
     ytdlp_timeout_seconds: int = Field(3 * 3600, ge=1, validation_alias=_env("YTDLP_TIMEOUT_SECONDS"))
     job_max_attempts: int = Field(5, ge=1, le=50, validation_alias=_env("JOB_MAX_ATTEMPTS"))

@@ -23,7 +23,7 @@ class Clip(SQLModel, table=True):
             (text("int4range(start_frame, end_frame)"), "&&"),
             name="clips_no_overlap",
             using="gist",
-            where=text("ingest_state <> 'archived'"),
+            where=text(f"ingest_state <> '{ClipState.ARCHIVED.value}'"),
         ),
         Index("clips_source_video_id_idx", "source_video_id"),
         Index("clips_ingest_state_idx", "ingest_state", "id"),
@@ -33,7 +33,7 @@ class Clip(SQLModel, table=True):
             "clips_pending_order_idx",
             "source_video_id",
             "start_frame",
-            postgresql_where=text("ingest_state = 'pending_review'"),
+            postgresql_where=text(f"ingest_state = '{ClipState.PENDING_REVIEW.value}'"),
         ),
     )
 

@@ -13,7 +13,6 @@ class VideoState(StrEnum):
     ENCODING = "encoding"
     ENCODED = "encoded"
     ENCODING_FAILED = "encoding_failed"
-    DETECT_SCENES = "detect_scenes"
     DETECTING_SCENES = "detecting_scenes"
     DETECT_SCENES_FAILED = "detect_scenes_failed"
 

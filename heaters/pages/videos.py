@@ -16,14 +16,16 @@ from heaters.adapters import get_storage
 from heaters.components.layout import signed_in_page
 from heaters.db import unit_of_work
 from heaters.errors import HeatersError, NotFound
+from heaters.models import ClipState, VideoState
 from heaters.pipeline.dispatch import schedule
+from heaters.pipeline.stages import FAILED_STATE
 from heaters.state import AuthState
 from heaters.videos import service
 from heaters.videos.ingest import ingest_file, ingest_url
 from heaters.videos.repository import list_videos, show_video
 
 UPLOAD_ID = "video-upload"
-FAILED_STATES = {"download_failed", "encoding_failed", "detect_scenes_failed"}
+FAILED_STATES = frozenset(s.value for s in FAILED_STATE.values() if isinstance(s, VideoState))
 
 
 def _row(video: dict[str, Any]) -> dict[str, Any]:
@@ -39,8 +41,8 @@ def _row(video: dict[str, Any]) -> dict[str, Any]:
         "failed": video["state"] in FAILED_STATES,
         "progress": round(video["progress"]) if video["progress"] is not None else -1,
         "error": video["last_error"] or "",
-        "clips": sum(1 for c in clips if c["state"] != "archived"),  # archived: replaced by a split or merge
-        "pending": sum(1 for c in clips if c["state"] == "pending_review"),
+        "clips": sum(1 for c in clips if c["state"] != ClipState.ARCHIVED),  # archived: replaced by a split or merge
+        "pending": sum(1 for c in clips if c["state"] == ClipState.PENDING_REVIEW),
         "duration": f"{video['duration_seconds']:.1f} s" if video["duration_seconds"] else "",
     }
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from heaters.errors import LeaseLost
 from heaters.pipeline.policy import BASE_BACKOFF_SECONDS, backoff_seconds, exhausted
 from heaters.pipeline.stages import Stage
 
@@ -99,14 +100,33 @@ def extend(engine: Engine, claim: Claim, lease_seconds: int) -> bool:
     return bool(result.rowcount)
 
 
-def succeed(session: Session, claim: Claim) -> None:
-    session.execute(
+def _lost(claim: Claim) -> LeaseLost:
+    return LeaseLost(f"{claim.stage.key} {claim.entity_id}: the lease of {claim.worker_id} was taken over")
+
+
+def holds(session: Session, claim: Claim) -> bool:
+    """Whether this worker still holds the running claim (another may have taken over an expired lease)."""
+    row = session.execute(
         text(
-            "UPDATE job_claims SET state = 'succeeded', lease_until = NULL, last_error = NULL "
-            "WHERE stage = :stage AND entity_id = :entity AND worker_id = :worker"
+            "SELECT 1 FROM job_claims WHERE stage = :stage AND entity_id = :entity AND worker_id = :worker "
+            "AND state = 'running'"
         ),
         {"stage": claim.stage.key, "entity": claim.entity_id, "worker": claim.worker_id},
+    ).first()
+    return row is not None
+
+
+def succeed(session: Session, claim: Claim, *, note: str | None = None) -> None:
+    """Mark the work done, in the transaction that writes its results; LeaseLost rolls them back with it."""
+    result = session.execute(
+        text(
+            "UPDATE job_claims SET state = 'succeeded', lease_until = NULL, last_error = :note "
+            "WHERE stage = :stage AND entity_id = :entity AND worker_id = :worker AND state = 'running'"
+        ),
+        {"stage": claim.stage.key, "entity": claim.entity_id, "worker": claim.worker_id, "note": note},
     )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise _lost(claim)
 
 
 def fail(
@@ -118,14 +138,17 @@ def fail(
     max_attempts: int,
     backoff_base: float = BASE_BACKOFF_SECONDS,
 ) -> float | None:
-    """Record a failure. Returns the delay before the next attempt, or None when the work has failed for good."""
+    """Record a failure. Returns the delay before the next attempt, or None when the work has failed for good.
+
+    LeaseLost when another worker holds the claim now: its attempt is not ours to judge.
+    """
     final = permanent or exhausted(claim.attempts, max_attempts)
     delay = None if final else backoff_seconds(claim.attempts, base=backoff_base)
-    session.execute(
+    result = session.execute(
         text(
             "UPDATE job_claims SET state = :state, last_error = :error, lease_until = NULL, "
             "next_attempt_at = now() + make_interval(secs => CAST(:delay AS double precision)) "
-            "WHERE stage = :stage AND entity_id = :entity AND worker_id = :worker"
+            "WHERE stage = :stage AND entity_id = :entity AND worker_id = :worker AND state = 'running'"
         ),
         {
             "state": "failed" if final else "retrying",
@@ -136,6 +159,8 @@ def fail(
             "worker": claim.worker_id,
         },
     )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise _lost(claim)
     return delay
 
 

@@ -8,21 +8,14 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from heaters import jobs
+from heaters.clips.variants import generation_strategy
 from heaters.pipeline import claims
 from heaters.pipeline.stages import Stage
 from heaters.playback import service as playback_service
 from heaters.review import leases
+from heaters.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-
-# What each stage's work looks like in the database (the reference's dispatcher stages, fixed).
-CANDIDATES: dict[Stage, str] = {
-    Stage.DOWNLOAD: "ingest_state IN ('new', 'downloading') AND original_url IS NOT NULL AND filepath IS NULL",
-    Stage.ENCODE: "ingest_state IN ('downloaded', 'encoding') AND filepath IS NOT NULL AND proxy_filepath IS NULL",
-    Stage.DETECT_SCENES: "ingest_state IN ('encoded', 'detecting_scenes') AND needs_splicing "
-    "AND proxy_filepath IS NOT NULL",
-    Stage.MASTER: "master_filepath IS NULL AND proxy_filepath IS NOT NULL AND filepath IS NOT NULL",
-}
 
 
 def schedule(session: Session, stage: Stage, entity_id: int, *, delay_ms: int | None = None) -> bool:
@@ -36,14 +29,21 @@ def schedule(session: Session, stage: Stage, entity_id: int, *, delay_ms: int | 
     return True
 
 
-def sweep(session: Session, *, master_enabled: bool = True) -> dict[str, int]:
+def pending_ids(session: Session, stage: Stage, settings: Settings) -> list[int]:
+    """The entities the stage still has work for, by its own declaration (`Stage.needs_work`)."""
+    params = {"embedding_model": settings.embedding_model, "generation_strategy": generation_strategy(settings)}
+    query = text(f"SELECT id FROM {stage.entity.table} WHERE {stage.needs_work} ORDER BY id")
+    return [int(i) for i in session.execute(query, params).scalars().all()]
+
+
+def sweep(session: Session, settings: Settings | None = None) -> dict[str, int]:
     """Find work from database state and queue it; a lost message or a crashed worker heals here."""
+    settings = settings or get_settings()
     sent: dict[str, int] = {}
-    for stage, predicate in CANDIDATES.items():
-        if stage is Stage.MASTER and not master_enabled:
+    for stage in Stage:
+        if stage is Stage.MASTER and not settings.master_enabled:
             continue
-        ids = session.execute(text(f"SELECT id FROM source_videos WHERE {predicate} ORDER BY id")).scalars().all()
-        sent[stage.key] = sum(schedule(session, stage, int(i)) for i in ids)
+        sent[stage.key] = sum(schedule(session, stage, i) for i in pending_ids(session, stage, settings))
     # The playback cache and review leases heal here too: stalled generations go out again.
     sent[playback_service.ACTOR] = playback_service.resend_stalled(session)
     leases.purge_expired(session)

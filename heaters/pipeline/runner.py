@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,8 +22,8 @@ from sqlmodel import Session
 
 from heaters import events
 from heaters.db import get_engine, unit_of_work
-from heaters.errors import HeatersError, NotFound, PermanentError
-from heaters.pipeline import claims
+from heaters.errors import HeatersError, InvalidTransition, LeaseLost, NotFound, PermanentError
+from heaters.pipeline import claims, entities
 from heaters.pipeline.stages import Stage
 from heaters.settings import Settings, get_settings
 
@@ -40,14 +41,24 @@ class StageContext:
     claim: claims.Claim
     settings: Settings
     on_progress: Callable[[float], None] | None = None
+    lost: threading.Event = field(default_factory=threading.Event)
     completed: bool = field(default=False, init=False)
 
     def complete(self, session: Session) -> None:
-        """Mark the work done inside the transaction that writes its results."""
+        """Mark the work done inside the transaction that writes its results.
+
+        A worker whose lease was taken over gets LeaseLost here, which rolls its results back with it.
+        """
         claims.succeed(session, self.claim)
         self.completed = True
 
+    def check(self) -> None:
+        """Stop long work (and any upload) as soon as the heartbeat finds the claim taken over."""
+        if self.lost.is_set():
+            raise LeaseLost(f"{self.stage.key} {self.entity_id}: the lease was lost; stopping")
+
     def progress(self, percent: float) -> None:
+        self.check()
         if self.on_progress is not None:
             self.on_progress(percent)
 
@@ -123,10 +134,14 @@ def run_stage(
     entity_id: int,
     work: Callable[[StageContext], None],
     *,
-    on_final_failure: FailureHandler,
+    on_final_failure: FailureHandler | None = None,
     on_retry: RetryNote | None = None,
     on_progress: Callable[[int, float], None] | None = None,
 ) -> None:
+    """The entity's failure, retry and progress writes default to the stage's declaration (`entities`)."""
+    on_final_failure = on_final_failure or entities.failure_handler(stage)
+    on_retry = on_retry or entities.note_retry(stage)
+    on_progress = on_progress or entities.progress_writer(stage)
     settings = get_settings()
     engine = get_engine()
     worker = claims.worker_identity()
@@ -155,10 +170,10 @@ def run_stage(
     )
     try:
         with (
-            claims.heartbeat(engine, claim, settings.job_lease_seconds),
+            claims.heartbeat(engine, claim, settings.job_lease_seconds) as lost,
             work_directory(settings.work_dir, stage, entity_id) as work_dir,
         ):
-            context = StageContext(stage, entity_id, work_dir, claim, settings, progress)
+            context = StageContext(stage, entity_id, work_dir, claim, settings, progress, lost)
             work(context)
         if not context.completed:
             with unit_of_work() as session:
@@ -186,13 +201,54 @@ def _record_failure(
     on_retry: RetryNote | None,
 ) -> None:
     message = error_message(error)
+    if isinstance(error, LeaseLost):  # another worker runs it now: its outcome is the one recorded
+        log.warning("%s.lost %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message)
+        return
+    if isinstance(error, InvalidTransition):
+        # The entity moved on (done by another run, or changed by a person): retrying cannot help, and an
+        # "attempt failed" note would be false. The claim is closed with the reason; the entity is untouched.
+        log.warning("%s.moot %s: %s", stage.key, entity_id, message)
+        try:
+            with unit_of_work() as session:
+                claims.succeed(session, claim, note=f"Nothing to do: {message}")
+        except LeaseLost as lost:
+            log.warning("%s.lost %s: %s", stage.key, entity_id, lost)
+        return
     if isinstance(error, NotFound):  # the entity was deleted meanwhile: nothing left to do or to mark
         log.warning("%s.gone %s: %s", stage.key, entity_id, message)
-        with unit_of_work() as session:
-            claims.fail(session, claim, message, permanent=True, max_attempts=settings.job_max_attempts)
+        try:
+            with unit_of_work() as session:
+                claims.fail(session, claim, message, permanent=True, max_attempts=settings.job_max_attempts)
+        except LeaseLost as lost:
+            log.warning("%s.lost %s: %s", stage.key, entity_id, lost)
         return
     permanent = isinstance(error, PermanentError)
     log.error("%s.failed %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message, exc_info=not permanent)
+    try:
+        delay = _write_failure(stage, entity_id, claim, message, permanent, settings, on_final_failure, on_retry)
+    except LeaseLost as lost:
+        log.warning("%s.lost %s: %s", stage.key, entity_id, lost)
+        return
+    events.publish(
+        "stage.failed",
+        topics=stage.topics(entity_id),
+        stage=stage.key,
+        entity_id=entity_id,
+        error=message,
+        final=delay is None,
+    )
+
+
+def _write_failure(
+    stage: Stage,
+    entity_id: int,
+    claim: claims.Claim,
+    message: str,
+    permanent: bool,
+    settings: Settings,
+    on_final_failure: FailureHandler,
+    on_retry: RetryNote | None,
+) -> float | None:
     with unit_of_work() as session:
         delay = claims.fail(
             session,
@@ -210,14 +266,7 @@ def _record_failure(
                 note = f"{attempt} failed: {message} (retrying in {delay:.0f} s)"
                 on_retry(session, entity_id, note)
             schedule_retry(session, stage, entity_id, delay)
-    events.publish(
-        "stage.failed",
-        topics=stage.topics(entity_id),
-        stage=stage.key,
-        entity_id=entity_id,
-        error=message,
-        final=delay is None,
-    )
+    return delay
 
 
 def schedule_retry(session: Session, stage: Stage, entity_id: int, delay_seconds: float) -> None:

@@ -1,27 +1,111 @@
-"""Every pipeline stage: its actor's name and queue. Services enqueue by these names only."""
+"""Every pipeline stage, declared once: what it works on, its actor and queue, when it has work, how it fails.
+
+The Dispatcher, the runner and the failure helpers read these declarations, so a new stage (for videos or
+for clips) plugs in without copies. Every state name comes from the enums in `heaters.models.states`.
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, StrEnum
 
+from heaters.models.states import ClipState, VideoState
 from heaters.queues import Queue
 
 
-class Stage(Enum):
-    DOWNLOAD = ("video.download", Queue.MEDIA_PROCESSING)
-    ENCODE = ("video.encode", Queue.MEDIA_PROCESSING)
-    DETECT_SCENES = ("video.detect_scenes", Queue.MEDIA_PROCESSING)
-    MASTER = ("video.encode_master", Queue.MEDIA_PROCESSING)
+class Entity(StrEnum):
+    """What a stage works on; `job_claims.entity_id` is an id in this entity's table."""
 
-    def __init__(self, actor_name: str, queue: Queue) -> None:
-        self.actor_name = actor_name
-        self.queue = queue
+    VIDEO = "video"
+    CLIP = "clip"
+
+    @property
+    def table(self) -> str:
+        return {Entity.VIDEO: "source_videos", Entity.CLIP: "clips"}[self]
 
     def topics(self, entity_id: int) -> list[str]:
-        """Where the live pages hear of this stage's runs: every stage today works on a video."""
-        return ["stages", "videos", f"video:{entity_id}"]
+        """Where the live pages hear of this entity's stage runs."""
+        plural = {Entity.VIDEO: "videos", Entity.CLIP: "clips"}[self]
+        return ["stages", plural, f"{self.value}:{entity_id}"]
+
+
+def in_states(*states: StrEnum) -> str:
+    """`ingest_state IN (...)` from enum members, so a renamed state cannot leave a stale predicate."""
+    return "ingest_state IN (" + ", ".join(f"'{s.value}'" for s in states) + ")"
+
+
+class Stage(Enum):
+    DOWNLOAD = ("video.download", Queue.MEDIA_PROCESSING, Entity.VIDEO)
+    ENCODE = ("video.encode", Queue.MEDIA_PROCESSING, Entity.VIDEO)
+    DETECT_SCENES = ("video.detect_scenes", Queue.MEDIA_PROCESSING, Entity.VIDEO)
+    MASTER = ("video.encode_master", Queue.MEDIA_PROCESSING, Entity.VIDEO)
+    EXPORT = ("clip.export", Queue.EXPORTS, Entity.CLIP)
+    KEYFRAMES = ("clip.keyframes", Queue.BACKGROUND_JOBS, Entity.CLIP)
+    EMBED = ("clip.embed", Queue.BACKGROUND_JOBS, Entity.CLIP)
+    # Another embedding variant (the configured default) for a clip already embedded with a different one:
+    # its own claim, so it never touches the clip's lifecycle state.
+    BACKFILL = ("clip.backfill_embedding", Queue.BACKGROUND_JOBS, Entity.CLIP)
+
+    def __init__(self, actor_name: str, queue: Queue, entity: Entity) -> None:
+        self.actor_name = actor_name
+        self.queue = queue
+        self.entity = entity
+
+    def topics(self, entity_id: int) -> list[str]:
+        return self.entity.topics(entity_id)
 
     @property
     def key(self) -> str:
         """The name stored in `job_claims.stage`."""
         return self.actor_name
+
+    @property
+    def needs_work(self) -> str:
+        """SQL over the entity's table: the rows this stage still has to do (the Dispatcher's sweep).
+
+        Bound parameters `:embedding_model` and `:generation_strategy` come from the settings.
+        """
+        return NEEDS_WORK[self]
+
+    @property
+    def failed_state(self) -> StrEnum | None:
+        """Where the entity lands when the stage fails for good; None: an optional stage, error noted only."""
+        return FAILED_STATE.get(self)
+
+    @property
+    def running_state(self) -> StrEnum | None:
+        """The state the entity is in while this stage runs (its progress is shown there)."""
+        return RUNNING_STATE.get(self)
+
+
+V, C = VideoState, ClipState
+
+NEEDS_WORK: dict[Stage, str] = {
+    Stage.DOWNLOAD: f"{in_states(V.NEW, V.DOWNLOADING)} AND original_url IS NOT NULL AND filepath IS NULL",
+    Stage.ENCODE: f"{in_states(V.DOWNLOADED, V.ENCODING)} AND filepath IS NOT NULL AND proxy_filepath IS NULL",
+    Stage.DETECT_SCENES: f"{in_states(V.ENCODED, V.DETECTING_SCENES)} AND needs_splicing "
+    "AND proxy_filepath IS NOT NULL",
+    Stage.MASTER: "master_filepath IS NULL AND proxy_filepath IS NOT NULL AND filepath IS NOT NULL",
+    Stage.EXPORT: f"{in_states(C.REVIEW_APPROVED, C.EXPORTING)} AND clip_filepath IS NULL",
+    Stage.KEYFRAMES: f"{in_states(C.EXPORTED, C.KEYFRAMING)} AND clip_filepath IS NOT NULL",
+    Stage.EMBED: in_states(C.KEYFRAMED, C.EMBEDDING),
+    Stage.BACKFILL: f"{in_states(C.EMBEDDED)} AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.clip_id = clips.id "
+    "AND e.model_name = :embedding_model AND e.generation_strategy = :generation_strategy)",
+}
+
+FAILED_STATE: dict[Stage, StrEnum] = {
+    Stage.DOWNLOAD: V.DOWNLOAD_FAILED,
+    Stage.ENCODE: V.ENCODING_FAILED,
+    Stage.DETECT_SCENES: V.DETECT_SCENES_FAILED,
+    Stage.EXPORT: C.EXPORT_FAILED,
+    Stage.KEYFRAMES: C.KEYFRAME_FAILED,
+    Stage.EMBED: C.EMBEDDING_FAILED,
+}
+
+RUNNING_STATE: dict[Stage, StrEnum] = {
+    Stage.DOWNLOAD: V.DOWNLOADING,
+    Stage.ENCODE: V.ENCODING,
+    Stage.DETECT_SCENES: V.DETECTING_SCENES,
+    Stage.EXPORT: C.EXPORTING,
+    Stage.KEYFRAMES: C.KEYFRAMING,
+    Stage.EMBED: C.EMBEDDING,
+}

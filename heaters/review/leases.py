@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlmodel import Session
 
+from heaters.models.states import ClipState
 from heaters.review.errors import ClipGone, ClipNotPending, NotYourLease
+
+_PENDING = ClipState.PENDING_REVIEW.value
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def held(session: Session, holder: str) -> list[int]:
         for i in session.execute(
             text(
                 "SELECT c.id FROM review_leases l JOIN clips c ON c.id = l.clip_id "
-                "WHERE l.holder = :holder AND l.lease_until > now() AND c.ingest_state = 'pending_review' "
+                f"WHERE l.holder = :holder AND l.lease_until > now() AND c.ingest_state = '{_PENDING}' "
                 "ORDER BY c.source_video_id, c.start_frame"
             ),
             {"holder": holder},
@@ -61,10 +64,10 @@ def fill(
         return []
     rows = session.execute(
         text(
-            """
+            f"""
             WITH picked AS (
                 SELECT c.id, c.source_video_id, c.start_frame FROM clips c
-                 WHERE c.ingest_state = 'pending_review'
+                 WHERE c.ingest_state = '{_PENDING}'
                    AND (CAST(:video AS integer) IS NULL OR c.source_video_id = CAST(:video AS integer))
                    AND NOT EXISTS (SELECT 1 FROM review_leases l WHERE l.clip_id = c.id AND l.lease_until > now())
                  ORDER BY c.source_video_id, c.start_frame
@@ -99,7 +102,7 @@ def take(session: Session, reviewer: Reviewer, clip_id: int, *, lease_seconds: i
     ).first()
     if row is None:
         raise ClipGone(f"Clip {clip_id} does not exist.", clip_id=clip_id)
-    if row[0] != "pending_review":
+    if row[0] != ClipState.PENDING_REVIEW:
         raise ClipNotPending(f"Clip {clip_id} is not waiting for review (it is {row[0]}).", clip_id=clip_id)
     taken = session.execute(
         text(

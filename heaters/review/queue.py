@@ -14,10 +14,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlmodel import Session
 
+from heaters.models.states import ClipState
 from heaters.review import rules
 
+_ARCHIVED = ClipState.ARCHIVED.value  # replaced by a split or merge: history, not part of the video
+
 _CARDS = text(
-    """
+    f"""
     SELECT c.id, c.source_video_id AS video_id, c.start_frame, c.end_frame, c.ingest_state AS state,
            c.clip_identifier AS identifier, v.title, v.fps_num, v.fps_den, v.frame_count,
            p.id AS prev_id, p.ingest_state AS prev_state, p.grouped_with_clip_id AS prev_grouped,
@@ -26,16 +29,16 @@ _CARDS = text(
            n.id AS next_id, n.ingest_state AS next_state, n.start_frame AS next_start, n.end_frame AS next_end,
            cs.id IS NOT NULL AS start_cut, cs.score AS start_score, ce.score AS end_score,
            (SELECT count(*) FROM clips x WHERE x.source_video_id = c.source_video_id
-               AND x.ingest_state <> 'archived' AND x.start_frame < c.start_frame) + 1 AS position,
+               AND x.ingest_state <> '{_ARCHIVED}' AND x.start_frame < c.start_frame) + 1 AS position,
            (SELECT count(*) FROM clips x WHERE x.source_video_id = c.source_video_id
-               AND x.ingest_state <> 'archived') AS clip_total
+               AND x.ingest_state <> '{_ARCHIVED}') AS clip_total
       FROM clips c
       JOIN source_videos v ON v.id = c.source_video_id
       LEFT JOIN clips p ON p.source_video_id = c.source_video_id AND p.end_frame = c.start_frame
-                       AND p.ingest_state <> 'archived' AND c.start_frame > 0
+                       AND p.ingest_state <> '{_ARCHIVED}' AND c.start_frame > 0
       LEFT JOIN review_leases pl ON pl.clip_id = p.id AND pl.lease_until > now()
       LEFT JOIN clips n ON n.source_video_id = c.source_video_id AND n.start_frame = c.end_frame
-                       AND n.ingest_state <> 'archived'
+                       AND n.ingest_state <> '{_ARCHIVED}'
       LEFT JOIN cuts cs ON cs.source_video_id = c.source_video_id AND cs.frame_number = c.start_frame
       LEFT JOIN cuts ce ON ce.source_video_id = c.source_video_id AND ce.frame_number = c.end_frame
      WHERE c.id = ANY(:ids)
@@ -112,7 +115,7 @@ def timeline(session: Session, video_id: int) -> dict[str, Any]:
     clips = session.execute(
         text(
             "SELECT id, start_frame, end_frame, ingest_state AS state FROM clips "
-            "WHERE source_video_id = :video AND ingest_state <> 'archived' ORDER BY start_frame"
+            f"WHERE source_video_id = :video AND ingest_state <> '{_ARCHIVED}' ORDER BY start_frame"
         ),
         {"video": video_id},
     ).mappings()
@@ -138,17 +141,19 @@ def reaction(
     (a split or merge next to one of our clips), which only the database can resolve.
     """
     rows = {int(r["id"]): r for r in event.get("clips", [])}
-    replaced = {int(i) for i in event.get("removed") or []} | {i for i, r in rows.items() if r["state"] == "archived"}
+    replaced = {int(i) for i in event.get("removed") or []} | {
+        i for i, r in rows.items() if r["state"] == ClipState.ARCHIVED
+    }
     for clip_id in queue:
         row = rows.get(clip_id)
-        if clip_id in replaced or (row is not None and row["state"] != "pending_review"):
+        if clip_id in replaced or (row is not None and row["state"] != ClipState.PENDING_REVIEW):
             return cards, True
     updated: dict[int, dict[str, Any]] = {}
     for clip_id, item in cards.items():
         if item["prev_id"] in replaced or item["next_id"] in replaced:
             return cards, True
         for row in rows.values():
-            if row["state"] == "archived":
+            if row["state"] == ClipState.ARCHIVED:
                 continue
             if row["end_frame"] == item["start_frame"] and row["id"] != item["prev_id"]:
                 return cards, True  # a new clip before this one

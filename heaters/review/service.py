@@ -289,7 +289,7 @@ def _preceding(session: Session, clip: Clip) -> Clip | None:
     row = session.execute(
         text(
             "SELECT id FROM clips WHERE source_video_id = :video AND end_frame = :start "
-            "AND ingest_state <> 'archived' FOR UPDATE"
+            f"AND ingest_state <> '{ClipState.ARCHIVED.value}' FOR UPDATE"
         ),
         {"video": clip.source_video_id, "start": clip.start_frame},
     ).first()

@@ -13,11 +13,13 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-TONES = {
-    "pending_review": "pending",
-    "review_approved": "approved",
-    "review_skipped": "skipped",
-    "review_archived": "rejected",
+from heaters.models.states import ClipState
+
+TONES: dict[str, str] = {
+    ClipState.PENDING_REVIEW: "pending",
+    ClipState.REVIEW_APPROVED: "approved",
+    ClipState.REVIEW_SKIPPED: "skipped",
+    ClipState.REVIEW_ARCHIVED: "rejected",
 }
 
 ClipRow = tuple[int, int, int, str]  # id, start_frame, end_frame, state
@@ -45,7 +47,7 @@ class Timeline(NamedTuple):
         cuts come and go."""
         if event.get("video_id") != self.video_id:
             return self
-        changed = _clips(c for c in event.get("clips", []) if c["state"] != "archived")
+        changed = _clips(c for c in event.get("clips", []) if c["state"] != ClipState.ARCHIVED)
         gone = {int(c["id"]) for c in event.get("clips", [])} | {int(i) for i in event.get("removed") or []}
         clips = tuple(sorted((*(c for c in self.clips if c[0] not in gone), *changed), key=lambda c: c[1]))
         dropped = {int(f) for f in event.get("cuts_removed") or []}

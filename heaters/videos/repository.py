@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from heaters.errors import NotFound
-from heaters.models import Clip, SourceVideo
+from heaters.models import Clip, SourceVideo, VideoState
 from heaters.pipeline import claims
 from heaters.pipeline.stages import Stage
 
@@ -18,7 +18,7 @@ def video_summary(video: SourceVideo) -> dict[str, Any]:
         "id": video.id,
         "title": video.title,
         "state": video.ingest_state,
-        "ready": video.ingest_state == "encoded" and not video.needs_splicing,
+        "ready": video.ingest_state == VideoState.ENCODED and not video.needs_splicing,
         "last_error": video.last_error,
         "fps": f"{fps.numerator}/{fps.denominator}" if fps else None,
         "fps_float": float(fps) if fps else None,

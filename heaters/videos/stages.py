@@ -24,7 +24,7 @@ from heaters.errors import NotFound, PermanentError
 from heaters.media.scenes import detect_cuts
 from heaters.models import Clip, ClipState, Cut, SourceVideo, VideoState
 from heaters.pipeline.dispatch import schedule
-from heaters.pipeline.runner import FailureHandler, StageContext
+from heaters.pipeline.runner import StageContext
 from heaters.pipeline.stages import Stage
 from heaters.storage import keys
 from heaters.videos import service
@@ -69,6 +69,7 @@ def run_download(ctx: StageContext) -> None:
 
     downloaded = download(url, ctx.work_dir, timeout=ctx.settings.ytdlp_timeout_seconds, on_progress=ctx.progress)
     final_title = downloaded.title or title
+    ctx.check()
     key = keys.original_key(final_title, ctx.entity_id, downloaded.path.name, datetime.now(UTC))
     size = get_storage().upload_file(downloaded.path, key)
 
@@ -121,6 +122,7 @@ def run_encode(ctx: StageContext) -> None:
         timeout=ctx.settings.ffmpeg_timeout_seconds,
         on_progress=ctx.progress,
     )
+    ctx.check()
     key = keys.proxy_key(title, ctx.entity_id)
     get_storage().upload_file(proxy.path, key)
 
@@ -256,54 +258,10 @@ def run_encode_master(ctx: StageContext) -> None:
         timeout=ctx.settings.ffmpeg_timeout_seconds,
         on_progress=None,
     )
+    ctx.check()
     key = keys.master_key(title, ctx.entity_id)
     get_storage().upload_file(master.path, key)
     with unit_of_work() as session:
         service.set_master(session, ctx.entity_id, key)
         ctx.complete(session)
     events.publish("video.master_ready", topics=events.video_topics(ctx.entity_id), video_id=ctx.entity_id)
-
-
-# The state a video lands in when a stage fails for good, and where its progress is shown.
-FAILED_STATE: dict[Stage, VideoState] = {
-    Stage.DOWNLOAD: VideoState.DOWNLOAD_FAILED,
-    Stage.ENCODE: VideoState.ENCODING_FAILED,
-    Stage.DETECT_SCENES: VideoState.DETECT_SCENES_FAILED,
-}
-RUNNING_STATE: dict[Stage, VideoState] = {
-    Stage.DOWNLOAD: VideoState.DOWNLOADING,
-    Stage.ENCODE: VideoState.ENCODING,
-    Stage.DETECT_SCENES: VideoState.DETECTING_SCENES,
-}
-
-
-def fail_video(stage: Stage) -> FailureHandler:
-    def handler(session: Session, video_id: int, message: str) -> None:
-        if stage in FAILED_STATE:
-            service.mark_failed(session, video_id, FAILED_STATE[stage], message)
-        else:  # the master is optional: the video stays reviewable, the error stays visible
-            service.note_error(session, video_id, f"Master encode failed: {message}")
-        # The runner publishes `stage.failed` once this transaction has committed.
-
-    return handler
-
-
-def note_retry(session: Session, video_id: int, message: str) -> None:
-    service.note_error(session, video_id, message)
-
-
-def progress_writer(stage: Stage) -> Callable[[int, float], None]:
-    def write(video_id: int, percent: float) -> None:
-        if stage not in RUNNING_STATE:
-            return
-        with unit_of_work() as session:
-            service.set_progress(session, video_id, RUNNING_STATE[stage], percent)
-        events.publish(
-            "video.progress",
-            topics=events.video_topics(video_id),
-            video_id=video_id,
-            stage=stage.key,
-            progress=round(percent, 1),
-        )
-
-    return write

@@ -32,7 +32,7 @@ def dispatch_tick() -> None:
         if not claim_tick(session, "dispatch"):
             log.info("schedule.dispatch skipped: another scheduler's tick already ran this minute")
             return
-        sweep(session, master_enabled=get_settings().master_enabled)
+        sweep(session)
 
 
 @dramatiq.actor(

@@ -16,14 +16,7 @@ OPTIONS: dict[str, Any] = {"max_retries": 0, "time_limit": 24 * 3600 * 1000}
 
 
 def _run(stage: Stage, video_id: int, work: video_stages.StageWork) -> None:
-    run_stage(
-        stage,
-        video_id,
-        work,
-        on_final_failure=video_stages.fail_video(stage),
-        on_retry=video_stages.note_retry,
-        on_progress=video_stages.progress_writer(stage),
-    )
+    run_stage(stage, video_id, work)
 
 
 @dramatiq.actor(actor_name=Stage.DOWNLOAD.actor_name, queue_name=Stage.DOWNLOAD.queue.value, **OPTIONS)

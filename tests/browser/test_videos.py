@@ -7,8 +7,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
-from sqlalchemy import Engine
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import Engine, text
 
 from heaters.auth.service import create_user
 from heaters.db import unit_of_work
@@ -47,7 +47,48 @@ def test_an_uploaded_video_turns_ready_without_a_reload(
     # No reload from here on: the worker's events reach the page through the live listener.
     expect(row.locator(".video-state")).to_contain_text("ready", timeout=90_000)
     expect(row).to_contain_text("3")  # three clips waiting for review
-    expect(page.locator("#video-1 >> text=Retry")).to_have_count(0)
+
+
+FAILED_DOWNLOAD = "The video is not available: HTTP Error 404: Not Found"
+
+
+@pytest.fixture
+def failed_video(engine: Engine) -> int:
+    """A video whose download failed for good: the one kind of row that offers a Retry (to admins)."""
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "INSERT INTO source_videos (title, original_url, ingest_state, last_error)"
+                    " VALUES ('gone', 'https://videos.example.com/gone', 'download_failed', :error) RETURNING id"
+                ),
+                {"error": FAILED_DOWNLOAD},
+            ).scalar_one()
+        )
+
+
+def test_an_admin_can_retry_a_failed_video_and_a_reviewer_cannot(
+    browser: Browser, web_url: str, reviewer: None, failed_video: int
+) -> None:
+    with unit_of_work() as session:
+        create_user(session, "ada", "ada-password", role=Role.ADMIN)
+    admin_context, reviewer_context = browser.new_context(), browser.new_context()
+    try:
+        admin, vera = admin_context.new_page(), reviewer_context.new_page()
+        rows = {}
+        for page, name in ((admin, "ada"), (vera, "vera")):
+            sign_in(page, web_url, name, f"{name}-password")
+            expect(page.locator("#current-user")).to_have_text(name)
+            page.goto(f"{web_url}/videos")
+            rows[name] = page.locator(f"#video-{failed_video}")
+            # The row has rendered with its failure (the Retry sits beside the error): both users see why.
+            expect(rows[name].locator(".video-state")).to_contain_text("download_failed")
+            expect(rows[name]).to_contain_text(FAILED_DOWNLOAD)
+        expect(rows["ada"].get_by_role("button", name="Retry"), "an admin is offered Retry").to_be_visible()
+        expect(rows["vera"].get_by_text("Retry"), "a reviewer must not be offered Retry").to_have_count(0)
+    finally:
+        admin_context.close()
+        reviewer_context.close()
 
 
 def test_url_form_refuses_bad_addresses_and_queues_good_ones(page: Page, web_url: str, reviewer: None) -> None:

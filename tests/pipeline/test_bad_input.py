@@ -64,7 +64,9 @@ def test_bad_inputs_fail_with_a_human_message_and_harm_nothing_else(
     worker = start_worker(MASTER_ENABLED="false")
     good = synth.make_cut_video(tmp_path / "good.mp4", fps=Fraction(30), scene_frames=(45, 45, 45))
     cases = {name: (str(path), expected, "encoding_failed") for name, (path, expected) in _bad_files(tmp_path).items()}
-    cases["unreachable-url"] = (f"http://127.0.0.1:{free_port()}/video.mp4", "", "download_failed")
+    # Nothing listens there: a network failure (transient, so retried), then the final message says so.
+    unreachable_url = f"http://127.0.0.1:{free_port()}/video.mp4"
+    cases["unreachable-url"] = (unreachable_url, "The video could not be downloaded right now: ", "download_failed")
     cases["unsupported-url"] = (f"{base_url}/page.html", "No downloadable video was found", "download_failed")
 
     ids: dict[str, int] = {}
@@ -85,6 +87,7 @@ def test_bad_inputs_fail_with_a_human_message_and_harm_nothing_else(
         assert row["proxy_filepath"] is None and clip_rows(engine, ids[name]) == []
     unreachable = video_row(engine, ids["unreachable-url"])
     assert "Attempt" not in unreachable["last_error"]  # the final message, not a retry note
+    assert "Connection refused" in unreachable["last_error"], unreachable["last_error"]  # why, in yt-dlp's words
 
     assert [(c["start_frame"], c["end_frame"]) for c in clip_rows(engine, good_id)] == [(0, 45), (45, 90), (90, 135)]
     proxies = get_storage().list_keys("proxies/")

@@ -83,7 +83,8 @@ def test_a_dispatcher_tick_during_a_running_encode_sends_nothing(
 
     for _ in range(2):  # two schedulers' worth of sweeps while the encode holds its claim
         sent = json.loads(run_cli({**pipeline_env, "MASTER_ENABLED": "false"}, "dispatch").stdout)
-        assert sent == {"video.download": 0, "video.encode": 0, "video.detect_scenes": 0, "temp_clips.generate": 0}
+        assert set(sent) >= {"video.download", "video.encode", "video.detect_scenes", "temp_clips.generate"}
+        assert not any(sent.values()), sent
 
     wait_for(lambda: _done(engine, video_id), timeout=240, what="the video to complete", logs=[worker.log])
     claim = claim_row(engine, "video.encode", video_id)
