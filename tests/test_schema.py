@@ -158,7 +158,7 @@ def test_embeddings_keep_their_dimension_and_use_the_hnsw_index(engine: Engine) 
         connection.execute(
             text(
                 "INSERT INTO embeddings (clip_id, model_name, generation_strategy, embedding_dim, embedding) "
-                "VALUES (:c, 'openai/clip-vit-base-patch32', 'keyframe_multi_avg', 512, :e)"
+                "VALUES (:c, 'clip-vit-b32', 'keyframe_multi_avg', 512, :e)"
             ),
             {"c": clip, "e": vector},
         )
@@ -175,10 +175,10 @@ def test_embeddings_keep_their_dimension_and_use_the_hnsw_index(engine: Engine) 
         plan = "\n".join(
             connection.execute(
                 text(
-                    "EXPLAIN SELECT id FROM embeddings WHERE model_name = 'openai/clip-vit-base-patch32' "
-                    "ORDER BY embedding::vector(512) <=> CAST(:q AS vector(512)) LIMIT 5"
+                    "EXPLAIN SELECT id FROM embeddings WHERE model_name = 'clip-vit-b32' "
+                    "ORDER BY embedding::halfvec(512) <=> CAST(:q AS halfvec(512)) LIMIT 5"
                 ),
                 {"q": vector},
             ).scalars()
         )
-    assert "embeddings_hnsw_openai_clip_vit_base_patch32" in plan
+    assert "embeddings_hnsw_half_clip_vit_b32" in plan
