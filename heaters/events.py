@@ -67,3 +67,11 @@ def buffer() -> Iterator[list[dict[str, Any]]]:
         yield pending
     finally:
         _pending.reset(token)
+
+
+CLIPS = "clips"
+
+
+def clip_topics(clip_id: int, video_id: int | None = None) -> list[str]:
+    """A clip's own page parts, the clips list, and its video's parts (its counts move)."""
+    return [CLIPS, clip_topic(clip_id), *(video_topics(video_id) if video_id is not None else [])]

@@ -112,6 +112,8 @@ class Settings(WebSettings):
     scene_threshold: float | None = Field(None, gt=0, validation_alias=_env("SCENE_THRESHOLD"))
     min_scene_seconds: float = Field(0.5, ge=0, validation_alias=_env("MIN_SCENE_SECONDS"))
 
+    # Undo of an approval stays possible this long: the export of an approved clip waits for it.
+    export_grace_seconds: int = Field(30, ge=0, le=24 * 3600, validation_alias=_env("EXPORT_GRACE_SECONDS"))
     # After review: keyframes, then one embedding per clip from them (heaters.embeddings names the models).
     keyframe_strategy: Literal["multi", "midpoint"] = Field("multi", validation_alias=_env("KEYFRAME_STRATEGY"))
     embedding_model: str = Field("efficientnet-lite0", validation_alias=_env("EMBEDDING_MODEL"))

@@ -31,7 +31,11 @@ def schedule(session: Session, stage: Stage, entity_id: int, *, delay_ms: int | 
 
 def pending_ids(session: Session, stage: Stage, settings: Settings) -> list[int]:
     """The entities the stage still has work for, by its own declaration (`Stage.needs_work`)."""
-    params = {"embedding_model": settings.embedding_model, "generation_strategy": generation_strategy(settings)}
+    params = {
+        "embedding_model": settings.embedding_model,
+        "generation_strategy": generation_strategy(settings).value,
+        "export_grace": settings.export_grace_seconds,
+    }
     query = text(f"SELECT id FROM {stage.entity.table} WHERE {stage.needs_work} ORDER BY id")
     return [int(i) for i in session.execute(query, params).scalars().all()]
 

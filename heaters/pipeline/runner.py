@@ -263,7 +263,7 @@ def _write_failure(
         else:
             if on_retry is not None:
                 attempt = f"Attempt {claim.attempts} of {settings.job_max_attempts}"
-                note = f"{attempt} failed: {message} (retrying in {delay:.0f} s)"
+                note = f"{attempt} failed: {message} (retrying in {delay:.3g} s)"
                 on_retry(session, entity_id, note)
             schedule_retry(session, stage, entity_id, delay)
     return delay

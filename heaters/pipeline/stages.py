@@ -62,7 +62,7 @@ class Stage(Enum):
     def needs_work(self) -> str:
         """SQL over the entity's table: the rows this stage still has to do (the Dispatcher's sweep).
 
-        Bound parameters `:embedding_model` and `:generation_strategy` come from the settings.
+        Bound parameters `:embedding_model`, `:generation_strategy` and `:export_grace` come from the settings.
         """
         return NEEDS_WORK[self]
 
@@ -85,7 +85,8 @@ NEEDS_WORK: dict[Stage, str] = {
     Stage.DETECT_SCENES: f"{in_states(V.ENCODED, V.DETECTING_SCENES)} AND needs_splicing "
     "AND proxy_filepath IS NOT NULL",
     Stage.MASTER: "master_filepath IS NULL AND proxy_filepath IS NOT NULL AND filepath IS NOT NULL",
-    Stage.EXPORT: f"{in_states(C.REVIEW_APPROVED, C.EXPORTING)} AND clip_filepath IS NULL",
+    Stage.EXPORT: f"{in_states(C.REVIEW_APPROVED, C.EXPORTING)} AND clip_filepath IS NULL AND (reviewed_at IS NULL "
+    "OR reviewed_at <= now() - make_interval(secs => :export_grace))",
     Stage.KEYFRAMES: f"{in_states(C.EXPORTED, C.KEYFRAMING)} AND clip_filepath IS NOT NULL",
     Stage.EMBED: in_states(C.KEYFRAMED, C.EMBEDDING),
     Stage.BACKFILL: f"{in_states(C.EMBEDDED)} AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.clip_id = clips.id "

@@ -16,8 +16,7 @@ from pathlib import Path
 from heaters.adapters import get_media_urls, get_playback_cache, get_storage
 from heaters.db import unit_of_work
 from heaters.errors import PermanentError
-from heaters.media.ffmpeg import ProgressParser, stream_copy_args
-from heaters.media.tools import run_tool
+from heaters.media.segments import copy_segment
 from heaters.pipeline.claims import worker_identity
 from heaters.pipeline.runner import error_message
 from heaters.playback import names, service
@@ -33,23 +32,18 @@ def cut(job: service.GenerationJob, source: str, cache: PlaybackCache, *, timeou
     """The frames of one clip into the cache, verified; the partial file never outlives a failure."""
     if job.fps is None or job.proxy_key is None:
         raise PermanentError("The video has no proxy to cut this clip from.")
-    expected = job.end_frame - job.start_frame
     part = cache.partial(job.filename)
     try:
-        args = stream_copy_args(
+        copy_segment(
             source,
             part,
             start_frame=job.start_frame,
             end_frame=job.end_frame,
             fps=job.fps,
             frame_count=job.frame_count,
-            progress=True,
+            timeout=timeout,
+            what="The temp clip",
         )
-        report = ProgressParser(total_frames=expected)
-        run_tool(args, timeout=timeout, on_stderr_line=report)
-        frames = report.frames
-        if frames != expected or not part.is_file() or part.stat().st_size == 0:
-            raise PermanentError(f"The temp clip has {frames} frames instead of {expected}.")
         return cache.commit(part, job.filename)
     finally:
         part.unlink(missing_ok=True)

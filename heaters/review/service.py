@@ -22,6 +22,8 @@ from heaters.clips import service as clips_service
 from heaters.errors import InvalidTransition
 from heaters.models import Clip, ClipState, Cut, ReviewAction, ReviewActionKind
 from heaters.models.states import REVIEW_STATES
+from heaters.pipeline.dispatch import schedule
+from heaters.pipeline.stages import Stage
 from heaters.review import leases, rules
 from heaters.review.errors import (
     ActionUnavailable,
@@ -32,6 +34,7 @@ from heaters.review.errors import (
     UndoRefused,
 )
 from heaters.review.leases import Reviewer
+from heaters.settings import get_settings
 
 C = ClipState
 K = ReviewActionKind
@@ -91,7 +94,19 @@ def decide(session: Session, clip_id: int, reviewer: Reviewer, kind: ReviewActio
     before = {clip_id: _snapshot(clip)}
     _move(session, clip, DECISIONS[kind], {C.PENDING_REVIEW}, **_reviewed_by(reviewer))
     leases.release(session, [clip_id])
+    if kind is K.APPROVE:
+        _export_later(session, [clip_id])
     return _record(session, reviewer, kind, clip, [clip], before, message=f"{VERBS[kind]} clip {clip_id}.")
+
+
+def _export_later(session: Session, clip_ids: list[int]) -> None:
+    """Export approved clips once the grace period for an undo has passed (a delayed message, after commit).
+
+    An undo inside the grace period puts the clip back in review; the message then finds nothing to do.
+    """
+    delay = get_settings().export_grace_seconds * 1000
+    for clip_id in clip_ids:
+        schedule(session, Stage.EXPORT, clip_id, delay_ms=delay or None)
 
 
 def merge(session: Session, clip_id: int, reviewer: Reviewer, *, lease_seconds: int) -> ActionResult:
@@ -147,6 +162,7 @@ def group(session: Session, clip_id: int, reviewer: Reviewer) -> ActionResult:
     _move(session, preceding, C.REVIEW_APPROVED, REVIEW_STATES, grouped_with_clip_id=clip_id, **reviewed)
     _move(session, clip, C.REVIEW_APPROVED, {C.PENDING_REVIEW}, grouped_with_clip_id=_id(preceding), **reviewed)
     leases.release(session, [clip_id, _id(preceding)])
+    _export_later(session, [_id(preceding), clip_id])
     return _record(
         session,
         reviewer,

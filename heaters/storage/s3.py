@@ -35,6 +35,12 @@ class StorageError(TransientError):
 
 
 @dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    metadata: dict[str, str]
+
+
+@dataclass(frozen=True)
 class S3Config:
     bucket: str
     endpoint_url: str | None = None
@@ -76,11 +82,20 @@ class S3Storage:
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"S3 bucket {self.bucket!r} is not reachable: {error}") from error
 
-    def upload_file(self, path: Path, key: str, *, content_type: str | None = None) -> int:
-        """Stream a file up, then HEAD it and compare sizes; returns the verified size."""
+    def upload_file(
+        self, path: Path, key: str, *, content_type: str | None = None, metadata: dict[str, str] | None = None
+    ) -> int:
+        """Stream a file up, then HEAD it and compare sizes; returns the verified size.
+
+        `metadata` (x-amz-meta-*) lets a later run recognise a complete object without reading it.
+        """
         validate_key(key)
         size = path.stat().st_size
-        extra = {"ContentType": content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"}
+        extra: dict[str, Any] = {
+            "ContentType": content_type or mimetypes.guess_type(key)[0] or "application/octet-stream"
+        }
+        if metadata:
+            extra["Metadata"] = metadata
         try:
             self.client.upload_file(str(path), self.bucket, key, ExtraArgs=extra, Config=TRANSFER)
         except (ClientError, BotoCoreError) as error:
@@ -97,8 +112,8 @@ class S3Storage:
         except (ClientError, BotoCoreError) as error:
             raise StorageError(f"download of {key} failed: {error}") from error
 
-    def size(self, key: str) -> int | None:
-        """The object's size, or None when it does not exist."""
+    def head(self, key: str) -> ObjectInfo | None:
+        """The object's size and metadata, or None when it does not exist."""
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as error:
@@ -107,7 +122,12 @@ class S3Storage:
             raise StorageError(f"HEAD {key} failed: {error}") from error
         except BotoCoreError as error:
             raise StorageError(f"HEAD {key} failed: {error}") from error
-        return int(head["ContentLength"])
+        return ObjectInfo(int(head["ContentLength"]), dict(head.get("Metadata") or {}))
+
+    def size(self, key: str) -> int | None:
+        """The object's size, or None when it does not exist."""
+        info = self.head(key)
+        return info.size if info else None
 
     def delete(self, *keys: str) -> None:
         for start in range(0, len(keys), 1000):

@@ -223,7 +223,8 @@ class Team:
 
 
 @pytest.fixture
-def desk(engine: Engine) -> Desk:
+def desk(engine: Engine, broker: Any) -> Desk:
+    """With the test Redis as broker: an approval queues its export (after the grace period)."""
     return Desk(engine)
 
 
