@@ -211,9 +211,7 @@ def clips_list(
 
     allowed = [s.value for s in PAST_REVIEW]
     if state is not None and state not in allowed:
-        raise typer.BadParameter(
-            f"{state!r} is not a state after review; one of: {', '.join(allowed)}", param_hint="--state"
-        )
+        raise HeatersError(f"--state {state!r} is not a state after review; use one of: {', '.join(allowed)}")
     with unit_of_work() as session:
         clips = list_past_review(session, video_id=video, state=ClipState(state) if state else None, limit=limit)
     if as_json:
