@@ -8,8 +8,10 @@ from heaters import live, routes
 from heaters.api import create_api
 from heaters.components.layout import NavState
 from heaters.pages.admin import AdminState, admin_page
+from heaters.pages.clips import ClipsState, clips_page
 from heaters.pages.home import HomeState, home_page
 from heaters.pages.login import login_page
+from heaters.pages.query import QueryState, query_page
 from heaters.pages.review.page import review_page
 from heaters.pages.review.state import ReviewState
 from heaters.pages.videos import VideosState, videos_page
@@ -26,6 +28,8 @@ app.add_page(home_page, route=routes.HOME, title="Heaters", on_load=[*signed_in,
 app.add_page(login_page, route=routes.LOGIN, title="Sign in · Heaters", on_load=AuthState.login_on_load)
 app.add_page(videos_page, route=routes.VIDEOS, title="Videos · Heaters", on_load=[*signed_in, VideosState.load])
 app.add_page(review_page, route=routes.REVIEW, title="Review · Heaters", on_load=[*signed_in, ReviewState.load])
+app.add_page(query_page, route=routes.QUERY, title="Similar clips · Heaters", on_load=[*signed_in, QueryState.load])
+app.add_page(clips_page, route=routes.CLIPS, title="Clips · Heaters", on_load=[*signed_in, ClipsState.load])
 app.add_page(
     admin_page,
     route=routes.ADMIN,
@@ -37,4 +41,5 @@ app.add_page(
 live.hub.keep_always(NavState)
 live.hub.page(routes.VIDEOS, VideosState)
 live.hub.page(routes.REVIEW, ReviewState)
+live.hub.page(routes.CLIPS, ClipsState)
 app.register_lifespan_task(live.listener())

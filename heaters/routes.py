@@ -7,6 +7,8 @@ LOGIN = "/login"
 VIDEOS = "/videos"
 REVIEW = "/review"
 ADMIN = "/admin"
+QUERY = "/query"
+CLIPS = "/clips"
 
 
 def login_with_next(path: str) -> str:
@@ -19,3 +21,7 @@ def review_clip(clip_id: int) -> str:
 
 def review_video(video_id: int) -> str:
     return f"{REVIEW}?video={video_id}"
+
+
+def query_clip(clip_id: int) -> str:
+    return f"{QUERY}?clip={clip_id}"

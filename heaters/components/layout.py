@@ -55,6 +55,8 @@ def nav() -> rx.Component:
             href=routes.REVIEW,
         ),
         rx.link("Videos", href=routes.VIDEOS),
+        rx.link("Clips", href=routes.CLIPS),
+        rx.link("Similar", href=routes.QUERY),
         rx.cond(AuthState.is_admin, rx.link("Admin", href=routes.ADMIN)),
         rx.spacer(),
         rx.text("Signed in as ", rx.text.strong(AuthState.username, id="current-user"), size="2"),

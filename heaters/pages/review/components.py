@@ -172,6 +172,13 @@ def _about() -> rx.Component:
                     size="2",
                     id="review-frames",
                 ),
+                rx.link(
+                    "Find similar",
+                    href="/query?clip=" + clip["id"].to(str),
+                    is_external=True,  # a new tab: the review queue stays where it is
+                    size="2",
+                    id="review-find-similar",
+                ),
                 align="center",
             ),
             spacing="1",

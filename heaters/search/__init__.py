@@ -1,0 +1,1 @@
+"""Similar-clip search over the embeddings table (heaters.search.vectors)."""
