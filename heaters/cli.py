@@ -22,6 +22,8 @@ app.add_typer(users_app, name="users")
 clips_app = typer.Typer(no_args_is_help=True, help="Clips after review: exported, keyframed, embedded.")
 app.add_typer(videos_app, name="videos")
 app.add_typer(clips_app, name="clips")
+cache_app = typer.Typer(no_args_is_help=True, help="The playback cache (temp clips).")
+app.add_typer(cache_app, name="cache")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
@@ -270,6 +272,33 @@ def clips_retry(clip_id: Annotated[int, typer.Argument(help="The failed clip's i
         stage = service.retry(session, clip_id)
         schedule(session, stage, clip_id)
     console.print(f"Clip {clip_id}: {stage.key} queued again.")
+
+
+def _cache(apply: bool, as_json: bool) -> None:
+    from heaters.playback import cleanup
+    from heaters.settings import get_settings
+
+    results = cleanup.run(get_settings(), apply=apply)
+    if as_json:
+        _print_json(results)
+        return
+    for stats in results:
+        console.print(f"[bold]{stats['place']}[/bold]")
+        for key, value in stats.items():
+            if key != "place":
+                console.print(f"  {key}: {value}")
+
+
+@cache_app.command("cleanup")
+def cache_cleanup(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Apply the cleanup policy now (the maintenance tick does it every few hours) and print what it did."""
+    _cache(True, as_json)
+
+
+@cache_app.command("stats")
+def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """What the cache holds and what a cleanup would evict now, without removing anything."""
+    _cache(False, as_json)
 
 
 @app.command()

@@ -15,6 +15,7 @@ from heaters.pages.query import QueryState, query_page
 from heaters.pages.review.page import review_page
 from heaters.pages.review.state import ReviewState
 from heaters.pages.videos import VideosState, videos_page
+from heaters.playback import cleanup
 from heaters.settings import get_settings
 from heaters.state import AuthState
 from heaters_workers.broker import setup_broker
@@ -43,3 +44,4 @@ live.hub.page(routes.VIDEOS, VideosState)
 live.hub.page(routes.REVIEW, ReviewState)
 live.hub.page(routes.CLIPS, ClipsState)
 app.register_lifespan_task(live.listener())
+app.register_lifespan_task(cleanup.web_task())

@@ -13,7 +13,7 @@ from periodiq import cron
 
 from heaters.db import unit_of_work
 from heaters.pipeline.dispatch import claim_tick, sweep
-from heaters.pipeline.runner import sweep_orphaned_work_dirs
+from heaters.playback import cleanup
 from heaters.queues import Queue
 from heaters.settings import get_settings
 
@@ -45,5 +45,4 @@ def playback_cleanup_tick() -> None:
     with unit_of_work() as session:
         if not claim_tick(session, "playback_cleanup"):
             return
-    removed = sweep_orphaned_work_dirs(get_settings().work_dir)
-    log.info("schedule.playback_cleanup: removed %s orphaned work directories", len(removed))
+    cleanup.run(get_settings())  # logs one structured line per place it cleaned
