@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -25,17 +27,17 @@ from heaters.adapters import get_media_urls, get_storage
 from heaters.clips import service
 from heaters.clips.variants import generation_strategy, keyframe_frames, keyframe_strategy
 from heaters.db import unit_of_work
-from heaters.errors import NotFound, PermanentError
+from heaters.errors import NotFound, PermanentError, TransientError
 from heaters.media.ffmpeg import single_frame_args
 from heaters.media.segments import copy_segment
-from heaters.media.tools import run_tool
+from heaters.media.tools import MediaToolError, MediaToolTimeout, run_tool
 from heaters.models import Clip, ClipState, SourceVideo
 from heaters.models.states import ArtifactType, GenerationStrategy, KeyframeStrategy
 from heaters.pipeline.dispatch import schedule
 from heaters.pipeline.runner import StageContext
 from heaters.pipeline.stages import Stage
 from heaters.storage import keys
-from heaters.storage.s3 import StorageError
+from heaters.storage.s3 import StorageError, redact_signed_urls
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,18 @@ def _begin(
     return source
 
 
+@contextmanager
+def _remote_read(what: str) -> Iterator[None]:
+    """FFmpeg reading over HTTP fails the same way for a missing object and a network hiccup: both are
+    worth the bounded retries (a timeout is not: each attempt would cost the whole limit again)."""
+    try:
+        yield
+    except MediaToolTimeout:
+        raise
+    except MediaToolError as error:
+        raise TransientError(f"Could not read {what}: {redact_signed_urls(str(error))}") from error
+
+
 # ---- export -------------------------------------------------------------------------------------------
 
 
@@ -133,16 +147,17 @@ def run_export(ctx: StageContext) -> None:
     else:
         path = ctx.work_dir / Path(key).name
         url = get_media_urls().get_url(source.proxy_key, expires_in=URL_TTL_SECONDS)
-        copy_segment(
-            url,
-            path,
-            start_frame=source.start_frame,
-            end_frame=source.end_frame,
-            fps=source.fps,
-            frame_count=source.frame_count,
-            timeout=ctx.settings.ffmpeg_timeout_seconds,
-            what="The exported clip",
-        )
+        with _remote_read(f"the video's proxy {source.proxy_key}"):
+            copy_segment(
+                url,
+                path,
+                start_frame=source.start_frame,
+                end_frame=source.end_frame,
+                fps=source.fps,
+                frame_count=source.frame_count,
+                timeout=ctx.settings.ffmpeg_timeout_seconds,
+                what="The exported clip",
+            )
         ctx.check()
         metadata = {FRAMES_META: str(expected), "clip-id": str(source.clip_id)}
         if source.grouped_with is not None:
@@ -177,7 +192,10 @@ def _extract_keyframes(ctx: StageContext, source: ClipSource, strategy: Keyframe
     rows: list[dict[str, Any]] = []
     for position, local in enumerate(keyframe_frames(source.start_frame, source.end_frame, strategy)):
         path = ctx.work_dir / f"keyframe_{strategy.value}_{position}.jpg"
-        run_tool(single_frame_args(url, path, frame=local, fps=source.fps), timeout=ctx.settings.ffmpeg_timeout_seconds)
+        with _remote_read(f"the exported clip {source.clip_key}"):
+            run_tool(
+                single_frame_args(url, path, frame=local, fps=source.fps), timeout=ctx.settings.ffmpeg_timeout_seconds
+            )
         ctx.check()
         key = keys.keyframe_key(source.clip_id, strategy.value, position, attempt=ctx.claim.attempts)
         get_storage().upload_file(path, key, content_type="image/jpeg")

@@ -26,6 +26,7 @@ from heaters.errors import HeatersError, InvalidTransition, LeaseLost, NotFound,
 from heaters.pipeline import claims, entities
 from heaters.pipeline.stages import Stage
 from heaters.settings import Settings, get_settings
+from heaters.storage.s3 import redact_signed_urls
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,14 @@ class StageContext:
 
 
 def error_message(error: BaseException) -> str:
-    """One line a human can act on: our own errors are written for people; others get their type."""
+    """One line a human can act on: our own errors are written for people; others get their type.
+
+    Signed URLs are cut to their path: tool errors quote their input, and a signature is a credential.
+    """
     if isinstance(error, HeatersError):
-        return str(error)
+        return redact_signed_urls(str(error))
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[-1] if text else 'no details'}"
+    return redact_signed_urls(f"{type(error).__name__}: {text[-1] if text else 'no details'}")
 
 
 def _host_tag() -> str:
