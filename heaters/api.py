@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from heaters import dramatiq_dashboard
 from heaters.adapters import get_redis, get_storage
 from heaters.auth.service import authenticate
 from heaters.auth.tokens import COOKIE_NAME, issue_token
@@ -133,6 +134,7 @@ def create_api(extra_routes: list[BaseRoute] | None = None) -> Starlette:
             Route("/api/logout", logout, methods=["POST"]),
             Route("/api/whoami", login_required(whoami)),
             Route(playback_names.ROUTE_PREFIX + "{name:path}", login_required(temp_clip), methods=["GET", "HEAD"]),
+            dramatiq_dashboard.mount(),
             *(extra_routes or []),
         ]
     )

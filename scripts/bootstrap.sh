@@ -41,11 +41,12 @@ command -v npm >/dev/null 2>&1 || {
 PY=$(command -v python3.11 || command -v python3)
 "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || {
   echo "Heaters needs Python 3.11 ($PY is $("$PY" -V 2>&1)). Install python3.11 and run this again." >&2; exit 1; }
-stamp=.venv/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat requirements.lock requirements-nodeps.txt pyproject.toml | sha256sum | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   say "Python environment (.venv)"
   [[ -x .venv/bin/python ]] || "$PY" -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   rm -f .venv/.installed-*; touch "$stamp"
 fi
