@@ -20,12 +20,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
 from sqlalchemy import text
 from sqlmodel import Session
 
 from heaters.playback import names
-from heaters.playback.cache import PART_SUFFIX
 from heaters.settings import Settings
 from heaters.storage.s3 import S3Storage
 
@@ -154,19 +154,23 @@ def scan(root: Path) -> list[CachedFile]:
         return files
     for path in root.iterdir():
         name = path.name
-        partial = name.startswith(".") and name.endswith(PART_SUFFIX)
+        partial = names.PARTIAL.fullmatch(name) is not None
         if not partial and names.parse(name) is None:
             continue
         try:
-            stat = path.stat()
+            stat = path.lstat()
         except FileNotFoundError:  # removed meanwhile (served elsewhere, cleaned by another run)
+            continue
+        if not S_ISREG(stat.st_mode):  # a directory or a link with a clip's name is not a cached file
             continue
         files.append(CachedFile(name, stat.st_size, stat.st_mtime, partial=partial))
     return files
 
 
 def free_disk(path: Path) -> int:
-    path.mkdir(parents=True, exist_ok=True)
+    """Free bytes on the disk under the cache (its nearest existing parent, if it is not made yet)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
     return shutil.disk_usage(path).free
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 PATTERN = re.compile(r"clip_([0-9]{1,12})_([0-9]{1,16})\.mp4")  # ASCII digits only, never \d
+# What PlaybackCache.partial() writes before the rename: `.clip_<id>_<ms>.mp4.<hex>.part`.
+PARTIAL = re.compile(r"\.clip_[0-9]{1,12}_[0-9]{1,16}\.mp4\.[0-9a-f]{1,32}\.part")
 S3_PREFIX = "playback/"
 ROUTE_PREFIX = "/media/temp/"
 
