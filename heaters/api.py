@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from urllib.parse import quote
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from heaters import dramatiq_dashboard
+from heaters import dramatiq_dashboard, metrics
 from heaters.adapters import get_redis, get_storage
 from heaters.auth.service import authenticate
 from heaters.auth.tokens import COOKIE_NAME, issue_token
@@ -124,6 +125,20 @@ async def temp_clip(request: Request) -> Response:
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600, immutable"})
 
 
+async def metrics_endpoint(request: Request) -> Response:
+    """Prometheus: for a signed-in admin, or a scraper with `Authorization: Bearer $METRICS_TOKEN`."""
+    token = get_settings().metrics_token
+    given = request.headers.get("authorization", "")
+    if not (token and hmac.compare_digest(given, f"Bearer {token.get_secret_value()}")):
+        user = await run_in_threadpool(request_user, request)
+        if user is None:
+            return JSONResponse({"error": "sign in required"}, status_code=401)
+        if not user.is_admin:
+            return JSONResponse({"error": "admins only"}, status_code=403)
+    body, content_type = await run_in_threadpool(metrics.render)
+    return Response(body, media_type=content_type)
+
+
 def create_api(extra_routes: list[BaseRoute] | None = None) -> Starlette:
     """A new Starlette for each app: Reflex adds its middleware to it (it cannot be reused)."""
     return Starlette(
@@ -133,6 +148,7 @@ def create_api(extra_routes: list[BaseRoute] | None = None) -> Starlette:
             Route("/api/login", login, methods=["POST"]),
             Route("/api/logout", logout, methods=["POST"]),
             Route("/api/whoami", login_required(whoami)),
+            Route("/metrics", metrics_endpoint),
             Route(playback_names.ROUTE_PREFIX + "{name:path}", login_required(temp_clip), methods=["GET", "HEAD"]),
             dramatiq_dashboard.mount(),
             *(extra_routes or []),

@@ -98,6 +98,12 @@ class Settings(WebSettings):
     )
 
     work_dir: Path = Field(Path("/tmp/heaters-work"), validation_alias=_env("WORK_DIR"))
+    # Prometheus: each process of a host writes its counters here; a scrape adds them up.
+    metrics_dir: Path = Field(Path("/tmp/heaters-metrics"), validation_alias=_env("METRICS_DIR"))
+    # `heaters worker` serves its host's /metrics on this port (0: off); the web's /metrics is admin-only.
+    metrics_port: int = Field(0, ge=0, le=65535, validation_alias=_env("METRICS_PORT"))
+    # A scraper's bearer token for the web's /metrics (admins signed in need none).
+    metrics_token: SecretStr | None = Field(None, validation_alias=_env("METRICS_TOKEN"))
     # Review: the current clip plus this many prepared ahead, each leased to the tab that shows it.
     review_prefetch: int = Field(5, ge=1, le=20, validation_alias=_env("REVIEW_PREFETCH"))
     review_lease_seconds: int = Field(90, ge=15, le=3600, validation_alias=_env("REVIEW_LEASE_SECONDS"))

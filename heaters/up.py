@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from heaters.devstack.services import port_in_use
 from heaters.devstack.stack import LocalStack, ProcessGroup
 from heaters.errors import ConfigError
+from heaters.metrics import MULTIPROC_ENV
 from heaters.migrations import ROOT
 from heaters.settings import STACK_ENV_FILE, WebSettings, sqlalchemy_database_url
 
@@ -130,6 +131,8 @@ def run_up(data_root: Path | None = None) -> int:
         env = stack.start()
         password = _prepare(env, root)
         heaters = str(Path(sys.executable).with_name("heaters"))
+        # One host: the web's /metrics reads the workers' counters from the same directory.
+        env = {**env, "METRICS_DIR": str(root / "metrics"), MULTIPROC_ENV: str(root / "metrics")}
         group.start("worker", [heaters, "worker"], env=env, cwd=ROOT)  # all queues, and the scheduler
         group.start("web", [heaters, "web"], env=env, cwd=ROOT)
     except BaseException:

@@ -3,9 +3,11 @@ plus the scheduler when SCHEDULER_ENABLED says so (by default: when the `default
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+from heaters import metrics
 from heaters.devstack.stack import ProcessGroup
 from heaters.errors import ConfigError
 from heaters.queues import CONCURRENCY, Queue, allowed_names, parse_queues, scheduler_wanted
@@ -50,8 +52,12 @@ def run_workers() -> int:
     if not queues:
         raise ConfigError(f"WORKER_QUEUES names no queue. Allowed: {', '.join(allowed_names())}")
     group = ProcessGroup(stop_timeout=30.0)
+    metrics_env = metrics.prepare_dir(settings.metrics_dir)  # every child counts into one directory
+    os.environ.update(metrics_env)
+    if settings.metrics_port:
+        metrics.serve(settings.bind_host, settings.metrics_port)
     for queue in queues:
-        group.start(f"worker:{queue.value}", worker_argv(queue), env=worker_env(queue))
+        group.start(f"worker:{queue.value}", worker_argv(queue), env={**worker_env(queue), **metrics_env})
     if scheduler_wanted(settings.scheduler_enabled, queues):
         # However many processes run a schedule, each tick is claimed once in Postgres.
         group.start("scheduler", [str(Path(sys.executable).with_name("heaters")), "scheduler"])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from heaters import events
+from heaters import events, metrics
 from heaters.db import get_engine, unit_of_work
 from heaters.errors import HeatersError, InvalidTransition, LeaseLost, NotFound, PermanentError
 from heaters.pipeline import claims, entities
@@ -183,6 +183,7 @@ def run_stage(
             with unit_of_work() as session:
                 claims.succeed(session, claim)
         elapsed = time.monotonic() - started
+        metrics.outcome(stage.key, stage.queue.value, "succeeded", elapsed)
         log.info("%s.finished %s in %.1f s", stage.key, entity_id, elapsed)
         events.publish(
             "stage.finished",
@@ -206,11 +207,13 @@ def _record_failure(
 ) -> None:
     message = error_message(error)
     if isinstance(error, LeaseLost):  # another worker runs it now: its outcome is the one recorded
+        metrics.outcome(stage.key, stage.queue.value, "lost")
         log.warning("%s.lost %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message)
         return
     if isinstance(error, InvalidTransition):
         # The entity moved on (done by another run, or changed by a person): retrying cannot help, and an
         # "attempt failed" note would be false. The claim is closed with the reason; the entity is untouched.
+        metrics.outcome(stage.key, stage.queue.value, "moot")
         log.warning("%s.moot %s: %s", stage.key, entity_id, message)
         try:
             with unit_of_work() as session:
@@ -233,6 +236,7 @@ def _record_failure(
     except LeaseLost as lost:
         log.warning("%s.lost %s: %s", stage.key, entity_id, lost)
         return
+    metrics.outcome(stage.key, stage.queue.value, "failed" if delay is None else "retrying")
     events.publish(
         "stage.failed",
         topics=stage.topics(entity_id),

@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 
+from heaters import metrics
 from heaters.adapters import get_media_urls, get_playback_cache, get_storage
 from heaters.db import unit_of_work
 from heaters.errors import PermanentError
@@ -67,6 +68,7 @@ def generate(temp_clip_id: int) -> None:
             key = names.s3_key(job.filename)
             get_storage().upload_file(path, key, content_type="video/mp4")
         elapsed_ms = round((time.perf_counter() - started) * 1000)
+        metrics.TEMP_CLIP_SECONDS.observe(elapsed_ms / 1000)
         with unit_of_work() as session:
             if not service.mark_ready(session, job, size_bytes=path.stat().st_size, generate_ms=elapsed_ms, s3_key=key):
                 log.warning("temp_clips.lost %s: the row changed while it was cut", job.filename)

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, text
 from sqlmodel import Session
 
-from heaters import events
+from heaters import events, metrics
 from heaters.clips import repository as clips_repository
 from heaters.clips import service as clips_service
 from heaters.errors import InvalidTransition
@@ -401,6 +401,7 @@ def _record(
     focus: int | None = None,
     message: str,
 ) -> ActionResult:
+    metrics.REVIEW_ACTIONS.labels(kind.value).inc()
     row = ReviewAction(
         user_id=reviewer.user_id,
         action=kind.value,
