@@ -71,6 +71,46 @@ def users_create(
         console.print(f"Created {user.role} {user.username!r}.")
 
 
+@users_app.command("deactivate")
+def users_deactivate(name: Annotated[str, typer.Argument(help="Username.")]) -> None:
+    """End an account: its sessions stop at their next request (never the last active admin)."""
+    from heaters.auth.service import set_active
+    from heaters.db import unit_of_work
+
+    with unit_of_work() as session:
+        user = set_active(session, name, False)
+        console.print(f"Deactivated {user.username!r}.")
+
+
+@users_app.command("activate")
+def users_activate(name: Annotated[str, typer.Argument(help="Username.")]) -> None:
+    """Let a deactivated account sign in again."""
+    from heaters.auth.service import set_active
+    from heaters.db import unit_of_work
+
+    with unit_of_work() as session:
+        user = set_active(session, name, True)
+        console.print(f"Activated {user.username!r}.")
+
+
+@users_app.command("password")
+def users_password(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Set a new password."""
+    from heaters.auth.service import set_password
+    from heaters.db import unit_of_work
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with unit_of_work() as session:
+        user = set_password(session, name, password)
+        console.print(f"Set a new password for {user.username!r}.")
+
+
 def _use_broker() -> None:
     """Messages from this process go to the configured Redis (they leave after each commit)."""
     from heaters.settings import get_settings

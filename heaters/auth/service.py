@@ -59,3 +59,39 @@ def ensure_admin(session: Session, username: str = "admin") -> str | None:
     password = secrets.token_urlsafe(12)
     create_user(session, username, password, role=Role.ADMIN)
     return password
+
+
+def _existing(session: Session, username: str) -> User:
+    user = find_user(session, username)
+    if user is None:
+        raise UserError(f"There is no user named {username!r}.")
+    return user
+
+
+def set_active(session: Session, username: str, active: bool) -> User:
+    """Deactivate (every session of theirs ends at its next request) or reactivate an account.
+
+    The last active admin cannot be deactivated: nobody could manage accounts from the page any more.
+    """
+    user = _existing(session, username)
+    if not active and user.is_active and user.role == Role.ADMIN.value:
+        # Lock the active admins: two admins deactivating each other at once cannot both succeed.
+        admins = session.exec(
+            select(User.id).where(User.role == Role.ADMIN.value, User.is_active).with_for_update()
+        ).all()
+        if not set(admins) - {user.id}:
+            raise UserError(f"{user.username!r} is the last active admin; make another admin first.")
+    user.is_active = active
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, username: str, password: str) -> User:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"Password must be at least {MIN_PASSWORD_LENGTH} characters.")
+    user = _existing(session, username)
+    user.password_hash = hash_password(password)
+    session.add(user)
+    session.flush()
+    return user
