@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,6 +22,8 @@ app.add_typer(users_app, name="users")
 clips_app = typer.Typer(no_args_is_help=True, help="Clips after review: exported, keyframed, embedded.")
 app.add_typer(videos_app, name="videos")
 app.add_typer(clips_app, name="clips")
+jobs_app = typer.Typer(no_args_is_help=True, help="Queues: pause and resume.")
+app.add_typer(jobs_app, name="jobs")
 cache_app = typer.Typer(no_args_is_help=True, help="The playback cache (temp clips).")
 app.add_typer(cache_app, name="cache")
 
@@ -339,6 +341,44 @@ def cache_cleanup(as_json: Annotated[bool, typer.Option("--json", help="Print JS
 def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """What the cache holds and what a cleanup would evict now, without removing anything."""
     _cache(False, as_json)
+
+
+def _queue(name: str) -> Any:
+    from heaters.queues import Queue, allowed_names
+
+    if name not in allowed_names():
+        raise HeatersError(f"Unknown queue {name!r}. Allowed: {', '.join(allowed_names())}")
+    return Queue(name)
+
+
+@jobs_app.command("pause")
+def jobs_pause(queue: Annotated[str, typer.Argument(help="Queue name, e.g. exports.")]) -> None:
+    """Workers of this queue finish what they run and take no new messages (survives restarts)."""
+    from heaters import queue_control
+    from heaters.adapters import get_redis
+
+    changed = queue_control.pause(get_redis(), _queue(queue))
+    console.print(f"Queue {queue} {'paused' if changed else 'was already paused'}.")
+
+
+@jobs_app.command("resume")
+def jobs_resume(queue: Annotated[str, typer.Argument(help="Queue name.")]) -> None:
+    """Workers of this queue take messages again."""
+    from heaters import queue_control
+    from heaters.adapters import get_redis
+
+    changed = queue_control.resume(get_redis(), _queue(queue))
+    console.print(f"Queue {queue} {'resumed' if changed else 'was not paused'}.")
+
+
+@jobs_app.command("paused")
+def jobs_paused() -> None:
+    """The queues paused now."""
+    from heaters import queue_control
+    from heaters.adapters import get_redis
+
+    names = sorted(queue_control.paused(get_redis()))
+    console.print(", ".join(names) if names else "No queue is paused.")
 
 
 @app.command()
