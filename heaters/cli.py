@@ -22,7 +22,7 @@ app.add_typer(users_app, name="users")
 clips_app = typer.Typer(no_args_is_help=True, help="Clips after review: exported, keyframed, embedded.")
 app.add_typer(videos_app, name="videos")
 app.add_typer(clips_app, name="clips")
-jobs_app = typer.Typer(no_args_is_help=True, help="Queues: pause and resume.")
+jobs_app = typer.Typer(no_args_is_help=True, help="Queues, workers, running and failed work, the schedule.")
 app.add_typer(jobs_app, name="jobs")
 cache_app = typer.Typer(no_args_is_help=True, help="The playback cache (temp clips).")
 app.add_typer(cache_app, name="cache")
@@ -349,6 +349,44 @@ def _queue(name: str) -> Any:
     if name not in allowed_names():
         raise HeatersError(f"Unknown queue {name!r}. Allowed: {', '.join(allowed_names())}")
     return Queue(name)
+
+
+@jobs_app.command("list")
+def jobs_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """What /admin/jobs shows: queues, workers, running claims, failures, the schedule's ticks."""
+    from heaters import job_board
+    from heaters.adapters import get_redis
+    from heaters.db import unit_of_work
+    from heaters.settings import get_settings
+
+    with unit_of_work() as session:
+        board = job_board.board(session, get_redis(), get_settings())
+    if as_json:
+        _print_json(board)
+        return
+    for section, rows in board.items():
+        table = Table(title=section)
+        columns = list(rows[0]) if rows else ["(none)"]
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(str(row[c]) if row[c] is not None else "" for c in columns))
+        console.print(table)
+
+
+@jobs_app.command("retry")
+def jobs_retry(
+    stage: Annotated[str, typer.Argument(help="The stage, e.g. clip.export or video.encode.")],
+    entity_id: Annotated[int, typer.Argument(help="The video or clip id.")],
+) -> None:
+    """Another go for failed work, with fresh attempts (the same as Retry on the pages)."""
+    from heaters import job_board
+    from heaters.db import unit_of_work
+
+    _use_broker()
+    with unit_of_work() as session:
+        again = job_board.retry(session, stage, entity_id)
+    console.print(f"{again.key} {entity_id} queued again.")
 
 
 @jobs_app.command("pause")

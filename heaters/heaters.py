@@ -10,6 +10,7 @@ from heaters.components.layout import NavState
 from heaters.pages.admin import AdminState, admin_page
 from heaters.pages.clips import ClipsState, clips_page
 from heaters.pages.home import HomeState, home_page
+from heaters.pages.jobs import JOBS_ROUTE, JobsState, jobs_page
 from heaters.pages.login import login_page
 from heaters.pages.query import QueryState, query_page
 from heaters.pages.review.page import review_page
@@ -38,10 +39,18 @@ app.add_page(
     on_load=[AuthState.require_admin, NavState.load, AdminState.load],
 )
 
+app.add_page(
+    jobs_page,
+    route=JOBS_ROUTE,
+    title="Jobs · Heaters",
+    on_load=[AuthState.require_admin, NavState.load, JobsState.load],
+)
+
 # Live updates: which states watch while their page is open, and the one Redis subscription.
 live.hub.keep_always(NavState)
 live.hub.page(routes.VIDEOS, VideosState)
 live.hub.page(routes.REVIEW, ReviewState)
 live.hub.page(routes.CLIPS, ClipsState)
+live.hub.page(JOBS_ROUTE, JobsState)
 app.register_lifespan_task(live.listener())
 app.register_lifespan_task(cleanup.web_task())

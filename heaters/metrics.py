@@ -133,8 +133,11 @@ def serve(host: str, port: int) -> None:
 
 
 def prepare_dir(path: Path) -> dict[str, str]:
-    """A fresh directory for a process group's metric files (old files would add stale counts)."""
+    """The directory for a process group's metric files, without the files of processes that are gone
+    (they would add stale counts); a live process's files (the web's, on one host) stay."""
     path.mkdir(parents=True, exist_ok=True)
     for old in path.glob("*.db"):
-        old.unlink(missing_ok=True)
+        pid = old.stem.rsplit("_", 1)[-1]
+        if not (pid.isdigit() and Path(f"/proc/{pid}").exists()):
+            old.unlink(missing_ok=True)
     return {MULTIPROC_ENV: str(path)}

@@ -56,6 +56,14 @@ class AuthState(rx.State):
         await live.hub.enter_page(self.router.session.client_token, self.router.url.path)
         return user
 
+    async def current_user(self) -> SessionUser | None:
+        """The user behind this tab's cookie right now, for any action that changes something: a user
+        deactivated (or a session expired) since the page loaded gets None, not the role cached then."""
+        user = await asyncio.to_thread(_current_user, self.router.headers.cookie)
+        self.username, self.role = (user.username, user.role) if user else ("", "")
+        self._user_id = user.id if user else 0
+        return user
+
     @rx.event
     async def require_login(self) -> EventSpec | None:
         """on_load of every protected page: unknown, expired or deactivated users go to /login."""

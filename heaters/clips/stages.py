@@ -123,14 +123,38 @@ def _remote_read(what: str) -> Iterator[None]:
     except MediaToolTimeout:
         raise
     except MediaToolError as error:
-        raise TransientError(f"Could not read {what}: {redact_signed_urls(str(error))}") from error
+        # `from None`: the tool's own error quotes the signed URL, and a traceback would log it whole.
+        raise TransientError(f"Could not read {what}: {redact_signed_urls(str(error))}") from None
 
 
 # ---- export -------------------------------------------------------------------------------------------
 
 
+def _too_early(ctx: StageContext) -> bool:
+    """An approval younger than the grace period (re-approved after an undo, or grouped since) waits for
+    the rest of it: the message goes out again for then, and an undo meanwhile is never refused."""
+    if not ctx.settings.export_grace_seconds:
+        return False
+    with unit_of_work() as session:
+        row = session.execute(
+            text(
+                "SELECT EXTRACT(EPOCH FROM (reviewed_at + make_interval(secs => :grace) - now())) FROM clips "
+                "WHERE id = :id AND ingest_state = :approved AND reviewed_at IS NOT NULL"
+            ),
+            {"grace": ctx.settings.export_grace_seconds, "id": ctx.entity_id, "approved": C.REVIEW_APPROVED.value},
+        ).first()
+        remaining = float(row[0]) if row and row[0] is not None else 0.0
+        if remaining <= 0:
+            return False
+        ctx.complete(session)
+        schedule(session, Stage.EXPORT, ctx.entity_id, delay_ms=int(remaining * 1000) + 250)
+    return True
+
+
 def run_export(ctx: StageContext) -> None:
     """Stream copy [start_frame, end_frame) from the proxy to `clips/{title}_{identifier}.mp4`, verified."""
+    if _too_early(ctx):
+        return
     later = frozenset({C.EXPORTED, C.KEYFRAMING, C.KEYFRAMED, C.KEYFRAME_FAILED, C.EMBEDDING, C.EMBEDDED})
     source = _begin(ctx, C.EXPORTING, later | {C.EMBEDDING_FAILED}, C.EXPORTED, Stage.KEYFRAMES)
     if source is None:

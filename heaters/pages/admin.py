@@ -58,8 +58,8 @@ class AdminState(rx.State):
     message_tone: str = "green"
 
     async def _admin(self) -> bool:
-        auth = await self.get_state(AuthState)
-        return bool(auth.is_admin)
+        user = await (await self.get_state(AuthState)).current_user()  # not the role cached at page load
+        return user is not None and user.is_admin
 
     async def _run(self, call: Any, *args: Any) -> None:
         if not await self._admin():
@@ -165,6 +165,7 @@ def admin_page() -> rx.Component:
     return rx.vstack(
         rx.heading("Admin", size="6"),
         rx.hstack(
+            rx.link("Jobs", href="/admin/jobs"),
             rx.link("Dramatiq dashboard", href="/admin/dramatiq/", is_external=True),
             rx.link("Metrics", href="/metrics", is_external=True),
             spacing="4",

@@ -102,6 +102,8 @@ class ClipsState(rx.State):
         return routes.CLIPS + (f"?{urlencode(params)}" if params else "")
 
     async def _reload(self) -> Any:
+        if not (await self.get_state(AuthState)).username:  # every handler lands here: signed-in tabs only
+            return None
         video = int(self.video) if self.video.isdigit() else 0
         cards, self.videos = await asyncio.gather(
             asyncio.to_thread(_list, video, self.state, self.offset), asyncio.to_thread(_videos)
@@ -142,7 +144,8 @@ class ClipsState(rx.State):
 
     @rx.event
     async def retry(self, clip_id: int) -> Any:
-        if not (await self.get_state(AuthState)).is_admin:
+        user = await (await self.get_state(AuthState)).current_user()
+        if user is None or not user.is_admin:
             self.message = "Only an admin can retry a clip."
             return None
         try:

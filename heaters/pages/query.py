@@ -56,6 +56,8 @@ class QueryState(rx.State):
         )
 
     async def _show(self, query: search_page.Query) -> Any:
+        if not (await self.get_state(AuthState)).username:  # every handler lands here: signed-in tabs only
+            return None
         data = await asyncio.to_thread(_search, query)
         found = data["query"]
         self.model, self.strategy, self.clip = found["model"], found["strategy"], found["clip"]
@@ -72,8 +74,6 @@ class QueryState(rx.State):
 
     @rx.event
     async def load(self) -> Any:
-        if not (await self.get_state(AuthState)).username:
-            return None
         return await self._show(_from_url(dict(self.router.url.query_parameters)))
 
     @rx.event

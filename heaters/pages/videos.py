@@ -98,6 +98,7 @@ class VideosState(rx.State):
     videos: list[dict[str, Any]] = []
     url: str = ""
     busy: bool = False
+    _uploads: list[tuple[str, list[str]]] = []  # backend only: this tab's copied uploads, not yet ingested
 
     @rx.event
     def set_url(self, value: str) -> None:
@@ -164,10 +165,17 @@ class VideosState(rx.State):
         self.busy = True
         yield
         folder, paths = await asyncio.to_thread(_keep_uploads, files)
-        yield VideosState.ingest_uploads(str(folder), [str(p) for p in paths])  # type: ignore[misc]
+        # The folder stays on the server: an event argument would come back from the browser, and anyone
+        # could then name any directory to remove or any file to ingest.
+        self._uploads.append((str(folder), [str(p) for p in paths]))
+        yield VideosState.ingest_uploads
 
     @rx.event(background=True)
-    async def ingest_uploads(self, folder: str, paths: list[str]) -> Any:
+    async def ingest_uploads(self) -> Any:
+        async with self:
+            if not self._uploads:
+                return None
+            folder, paths = self._uploads.pop(0)
         messages: list[Any] = []
         try:
             for raw in paths:
@@ -189,7 +197,8 @@ class VideosState(rx.State):
 
     @rx.event
     async def retry(self, video_id: int) -> Any:
-        if not (await self.get_state(AuthState)).is_admin:
+        user = await (await self.get_state(AuthState)).current_user()
+        if user is None or not user.is_admin:
             return rx.toast.error("Only admins can retry a video.")
         try:
             stage = await asyncio.to_thread(_retry, video_id)

@@ -45,7 +45,9 @@ def mark_queued(session: Session, stage: Stage, entity_id: int) -> bool:
             INSERT INTO job_claims (stage, entity_id, state, lease_until)
             VALUES (:stage, :entity, 'queued', now() + make_interval(secs => :ttl))
             ON CONFLICT (stage, entity_id) DO UPDATE
-               SET state = 'queued', lease_until = EXCLUDED.lease_until, worker_id = NULL
+               SET state = 'queued', lease_until = EXCLUDED.lease_until, worker_id = NULL,
+                   -- work done before and wanted again (a new approval, a new variant) starts a fresh count
+                   attempts = CASE WHEN job_claims.state = 'succeeded' THEN 0 ELSE job_claims.attempts END
              WHERE job_claims.state = 'succeeded'
                 OR (job_claims.state IN ('queued', 'running') AND job_claims.lease_until < now())
                 OR (job_claims.state = 'retrying' AND job_claims.next_attempt_at <= now())

@@ -1,8 +1,9 @@
 """Nearest-neighbour search over `embeddings`: pure SQL builders, and `search()` which runs them.
 
 One partial HNSW index per model (`index_ddl`), on the dimensionless column cast to ``halfvec(dim)``:
-a table can hold several models of different dimensions, and half precision halves the index (what
-the benchmark measured: bench/similarity.py) with no measurable loss of recall.
+a table can hold several models of different dimensions, and half precision halves the index
+(bench/similarity.py --compare-vector, 10k-100k rows: 130 vs 260 MiB at 100k x 512, recall@12
+0.999 vs 1.000, same latency).
 
 Two rules make PostgreSQL use that index, and the builders below keep both:
 
@@ -27,13 +28,20 @@ from heaters.models.artifact import EMBEDDING_MODELS, hnsw_index_name
 
 PAGE_SIZE = 12  # the product's page of similar clips
 
-# HNSW parameters from bench/similarity.py on 2 cores (AMD EPYC), clustered data, recall@12 against
-# exact float32 search: see the module's results. m = 16, ef_construction = 64 are pgvector's defaults;
-# they reached recall@12 >= 0.95 with ef_search = 40 at every size measured.
+# HNSW parameters from bench/similarity.py (2-core AMD EPYC shared with other jobs, clustered data,
+# recall@12 against exact float32 search in numpy). m = 16, ef_construction = 64 (pgvector's defaults)
+# build 1M x 512 in 824 s and 1M x 1280 in 772 s (1.3 GB and 3.9 GB of halfvec index), inside the hour.
+# ef_search at 1M: 40 -> recall 0.97 / 0.95 (512 / 1280 dims), 100 -> 0.999 / 0.988, 200 -> 0.999 / 0.998;
+# below 200 some queries got 0/12 (the walk stuck in a neighbouring cluster), at 200 the worst was 11/12
+# in the sweep. 200 costs ~1 ms more than 40 and kept p95 at 15 / 18 ms (1M x 512 / 1280, target 20).
 DEFAULT_M = 16
 DEFAULT_EF_CONSTRUCTION = 64
 DEFAULT_EF_SEARCH = 200
 MAX_EF_SEARCH = 1000  # pgvector's upper bound for hnsw.ef_search
+# The video-filtered walk (a video of more than EXACT_VIDEO_MAX_CLIPS clips): most of its rows come from
+# the iterative scan, whose later batches are rougher; a wider walk keeps more true neighbours. 100k rows,
+# 1 % video, relaxed_order: ef 200 -> recall 0.93, p50 19 ms; 1000 -> 0.96, 25 ms (strict_order: 0.84, 0.91).
+FILTERED_EF_SEARCH = MAX_EF_SEARCH
 
 # Iterative scans (pgvector >= 0.8) keep walking the graph when filters (strategy, video) reject rows.
 # relaxed_order may return a later row slightly closer than an earlier one; it found more of the true
@@ -51,8 +59,9 @@ Sort = Literal["similar", "dissimilar"]
 DISSIMILAR_POOL = 10 * PAGE_SIZE
 
 # A video with at most this many clips is searched exactly (its clips by index, every distance, a
-# sort): cheaper than walking the graph past every other video's rows. bench/similarity.py measured
-# both ways for a video holding 1 % of the rows.
+# sort): exact, and about as fast as walking the graph past every other video's rows. Measured for a
+# video of 1 % of the rows: 1 000 clips (100k rows) exact p50 20-30 ms vs walk 17-25 ms; 10 000 clips
+# (1M rows) exact ~600 ms vs walk 76-94 ms. Vectors are TOASTed, so each exact row costs a TOAST read.
 EXACT_VIDEO_MAX_CLIPS = 1000
 
 
@@ -241,7 +250,7 @@ def search(
     sort: Sort = "similar",
     page_size: int = PAGE_SIZE,
     exact_video_max: int | None = None,
-    ef_search: int = DEFAULT_EF_SEARCH,
+    ef_search: int | None = None,
 ) -> list[tuple[int, float]]:
     """One page of the clips most similar to ``clip_id`` (its own embedding of ``model`` and ``strategy``).
 
@@ -249,7 +258,8 @@ def search(
     Returns (clip_id, similarity) pairs; an empty list when the clip has no such embedding or the page
     is past the end. ``video_id`` keeps only that source video's clips: a video of at most
     ``exact_video_max`` clips (default EXACT_VIDEO_MAX_CLIPS) is compared exactly, a larger one through
-    the index, and exactly after all if the index walk could not fill the page.
+    the index, and exactly after all if the index walk could not fill the page. ``ef_search`` overrides
+    DEFAULT_EF_SEARCH (FILTERED_EF_SEARCH with a video) as the walk's least width.
     """
     if page < 1 or page_size < 1:
         raise ValueError(f"page and page_size start at 1, not {page} and {page_size}")
@@ -273,7 +283,8 @@ def search(
         if clips <= exact_max:
             return _rows(session, exact_video_sql(model, sort=sort), params)
     filtered = video_id is not None
-    settings = session_settings(ef_search_for(0, depth, base=ef_search), filtered=filtered)
+    base = ef_search or (FILTERED_EF_SEARCH if filtered else DEFAULT_EF_SEARCH)
+    settings = session_settings(ef_search_for(0, depth, base=base), filtered=filtered)
     session.execute(text("; ".join(settings)))  # one round trip
     rows = _rows(session, similar_sql(model, video_filter=filtered, sort=sort), params)
     if filtered:

@@ -139,8 +139,11 @@ class S3Storage:
 
     def list_keys(self, prefix: str) -> list[str]:
         keys: list[str] = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            keys.extend(item["Key"] for item in page.get("Contents", []))
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as error:
+            raise StorageError(f"listing {prefix!r} failed: {error}") from error
         return keys
 
     def presigned_get(self, key: str, *, expires_in: int | None = None) -> str:

@@ -79,3 +79,21 @@ def test_once_the_grace_period_is_over_the_dispatcher_finds_the_approved_clip(
     desk.sql("UPDATE clips SET reviewed_at = now() - make_interval(secs => :s) WHERE id = :id", s=GRACE + 1, id=b)
     with unit_of_work() as session:
         assert b in pending_ids(session, Stage.EXPORT, get_settings())
+
+
+def test_a_re_approval_after_an_undo_gets_a_whole_grace_period(desk: Desk, team: Team, film: Film, grace: None) -> None:
+    _, b, *_ = film.clips
+    get_redis().delete("dramatiq:exports.DQ.msgs", "dramatiq:exports.DQ")
+    desk.lease(team.ana, b)
+    desk.act(ReviewActionKind.APPROVE, b, team.ana)
+    desk.undo(team.ana)
+    desk.lease(team.ana, b)
+    desk.act(ReviewActionKind.APPROVE, b, team.ana)  # the first message is still on its way: no second one
+    assert len([m for m in _delayed_exports() if m["args"] == [b]]) == 1
+    run_stage(Stage.EXPORT, b, run_export)  # the first message arrives before this approval's grace is over
+    row = desk.clip(b)
+    assert row is not None and (row["ingest_state"], row["clip_filepath"]) == ("review_approved", None)
+    again = [m for m in _delayed_exports() if m["args"] == [b]]
+    assert len(again) == 2 and max(m["options"]["eta"] for m in again) / 1000 >= time.time() + GRACE - 5
+    desk.undo(team.ana)  # still inside the grace period: the undo is not refused
+    assert desk.state(b) == "pending_review"

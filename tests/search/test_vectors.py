@@ -347,5 +347,5 @@ def test_the_filtered_walk_leaves_sorting_on_for_the_rest_of_the_transaction(cor
         rows = vectors.search(session, clip_id=query, model=CLIP, strategy=MAIN, video_id=BIG_VIDEO, exact_video_max=0)
         assert len(rows) == vectors.PAGE_SIZE
         assert session.execute(text("SHOW enable_sort")).scalar_one() == "on"
-        assert session.execute(text("SHOW hnsw.ef_search")).scalar_one() == str(vectors.DEFAULT_EF_SEARCH)
+        assert session.execute(text("SHOW hnsw.ef_search")).scalar_one() == str(vectors.FILTERED_EF_SEARCH)
         session.rollback()

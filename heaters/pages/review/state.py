@@ -205,6 +205,9 @@ class ReviewState(rx.State):
         if action == "escape":
             self.show_help = False
             return
+        if await auth.current_user() is None:  # deactivated since the page loaded: no more decisions
+            yield rx.redirect(routes.login_with_next(routes.REVIEW))
+            return
         if action == "undo":
             async for update in self._undo():
                 yield update
