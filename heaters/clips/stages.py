@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -214,6 +215,8 @@ def _extract_keyframes(ctx: StageContext, source: ClipSource, strategy: Keyframe
         raise PermanentError("The clip has not been exported yet.")
     url = get_media_urls().get_url(source.clip_key, expires_in=URL_TTL_SECONDS)
     rows: list[dict[str, Any]] = []
+    # The attempt number for a human, a random part because attempts start again when the work is wanted again.
+    run = f"a{ctx.claim.attempts}-{secrets.token_hex(3)}"
     for position, local in enumerate(keyframe_frames(source.start_frame, source.end_frame, strategy)):
         path = ctx.work_dir / f"keyframe_{strategy.value}_{position}.jpg"
         with _remote_read(f"the exported clip {source.clip_key}"):
@@ -221,7 +224,7 @@ def _extract_keyframes(ctx: StageContext, source: ClipSource, strategy: Keyframe
                 single_frame_args(url, path, frame=local, fps=source.fps), timeout=ctx.settings.ffmpeg_timeout_seconds
             )
         ctx.check()
-        key = keys.keyframe_key(source.clip_id, strategy.value, position, attempt=ctx.claim.attempts)
+        key = keys.keyframe_key(source.clip_id, strategy.value, position, run=run)
         get_storage().upload_file(path, key, content_type="image/jpeg")
         rows.append(
             {

@@ -40,10 +40,10 @@ def clip_key(title: str | None, clip_identifier: str, clip_id: int) -> str:
     return f"clips/{sanitize(title, fallback=f'clip_{clip_id}')}_{sanitize(clip_identifier)}.mp4"
 
 
-def keyframe_key(clip_id: int, strategy: str, position: int, ext: str = "jpg", *, attempt: int | None = None) -> str:
-    """One key per attempt, so a retry never writes over (or collides with) a half-finished earlier one."""
-    run = f"_a{attempt}" if attempt is not None else ""
-    return f"artifacts/keyframes/clip_{clip_id}_{sanitize(strategy)}_{position}{run}.{ext}"
+def keyframe_key(clip_id: int, strategy: str, position: int, ext: str = "jpg", *, run: str | None = None) -> str:
+    """One key per run, so a retry never writes over (or collides with) a half-finished earlier one."""
+    suffix = f"_{sanitize(run)}" if run is not None else ""
+    return f"artifacts/keyframes/clip_{clip_id}_{sanitize(strategy)}_{position}{suffix}.{ext}"
 
 
 def validate_key(key: str) -> str:

@@ -160,7 +160,7 @@ def library(engine: Engine, pipeline_env: dict[str, str], media: Media) -> Libra
         for index, (clip_id, identifier) in enumerate(rows[:EMBEDDED]):
             key = keys.clip_key(TITLE, identifier, clip_id)
             storage.upload_file(media.clips[index], key, content_type="video/mp4")
-            poster = keys.keyframe_key(clip_id, "multi", 1, attempt=1)
+            poster = keys.keyframe_key(clip_id, "multi", 1, run="a1")
             storage.upload_file(media.posters[index], poster, content_type="image/jpeg")
             session.execute(
                 text(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -33,7 +34,6 @@ from heaters.pipeline import claims
 from heaters.pipeline.dispatch import sweep
 from heaters.pipeline.runner import run_stage
 from heaters.pipeline.stages import Stage
-from heaters.storage import keys
 from heaters.videos.encode import encode_proxy
 from heaters.videos.stages import write_cuts_and_clips
 from tests.embeddings.fake_clip import write_fake_clip
@@ -265,7 +265,7 @@ def test_multi_keyframes_are_the_proxy_frames_at_25_50_75_percent(
         ("keyframe", "multi", 2),
     ]
     for row, local in zip(rows, locals_, strict=True):
-        assert row["s3_key"] == keys.keyframe_key(clip_id, "multi", row["position"], attempt=1)
+        assert KEY.fullmatch(row["s3_key"]) and _key_of(row["s3_key"]) == (clip_id, row["position"], 1)
         assert row["s3_key"].startswith(KEYFRAME_PREFIX) and row["s3_key"].endswith(".jpg")
         assert row["metadata"]["frame"] == start + local and row["metadata"]["local_frame"] == local
         assert row["metadata"]["timestamp"] == pytest.approx(local / 25, abs=1e-6)
@@ -287,6 +287,16 @@ def test_midpoint_gives_one_keyframe_and_a_single_keyframe_embedding(
     assert_is_frame(jpeg(rows[0]["s3_key"]), ramp_proxy, 160)
     (embedding,) = embedding_rows(engine, clip_id)
     assert (embedding["model_name"], embedding["generation_strategy"]) == (EFFNET, SINGLE)
+
+
+KEY = re.compile(r"artifacts/keyframes/clip_(\d+)_multi_(\d+)_a(\d+)-[0-9a-f]{6}\.jpg")
+
+
+def _key_of(key: str) -> tuple[int, int, int]:
+    """(clip, position, attempt) of a keyframe key; the random part is what keeps runs apart."""
+    match = KEY.fullmatch(key)
+    assert match, key
+    return int(match[1]), int(match[2]), int(match[3])
 
 
 # ---- 2. retries and re-runs never collide ------------------------------------------------------------------
@@ -316,8 +326,8 @@ def test_a_retry_after_a_crash_mid_upload_and_a_rerun_replace_keyframes_cleanly(
     with pytest.raises(SimulatedCrash):
         run_stage(Stage.KEYFRAMES, clip_id, clip_stages.run_keyframes)
     monkeypatch.setattr(clip_stages, "run_tool", real_run_tool)
-    half_written = keys.keyframe_key(clip_id, "multi", 0, attempt=1)
-    assert object_keys() == {half_written}
+    (half_written,) = object_keys()
+    assert _key_of(half_written) == (clip_id, 0, 1)
     assert keyframe_rows(engine, clip_id) == []
     assert clip(engine, clip_id)["ingest_state"] == "keyframing"
     with engine.begin() as connection:  # time passes: the dead worker's lease runs out
@@ -333,8 +343,8 @@ def test_a_retry_after_a_crash_mid_upload_and_a_rerun_replace_keyframes_cleanly(
     claim = claim_row(engine, Stage.KEYFRAMES.key, clip_id)
     assert claim is not None and (claim["state"], claim["attempts"], claim["last_error"]) == ("succeeded", 2, None)
     rows = keyframe_rows(engine, clip_id)
-    second = [keys.keyframe_key(clip_id, "multi", p, attempt=2) for p in range(3)]
-    assert [(r["position"], r["s3_key"]) for r in rows] == list(enumerate(second))
+    second = [r["s3_key"] for r in rows]
+    assert [_key_of(k) for k in second] == [(clip_id, p, 2) for p in range(3)]
     assert set(second) <= object_keys()
     for row in rows:
         assert_is_frame(jpeg(row["s3_key"]), ramp_proxy, row["metadata"]["frame"])
@@ -345,11 +355,14 @@ def test_a_retry_after_a_crash_mid_upload_and_a_rerun_replace_keyframes_cleanly(
     run_stage(Stage.KEYFRAMES, clip_id, clip_stages.run_keyframes)
     assert clip(engine, clip_id)["ingest_state"] == "keyframed"
     rows = keyframe_rows(engine, clip_id)
-    third = [keys.keyframe_key(clip_id, "multi", p, attempt=3) for p in range(3)]
-    assert [(r["position"], r["s3_key"]) for r in rows] == list(enumerate(third))
+    third = [r["s3_key"] for r in rows]
+    # Work wanted again starts a fresh count (attempt 1 again); the run's random part keeps its keys apart.
+    assert [_key_of(k) for k in third] == [(clip_id, p, 1) for p in range(3)]
+    assert half_written not in third
     remaining = object_keys()
     assert set(third) <= remaining and not set(second) & remaining, sorted(remaining)
     assert [get_storage().head(k) for k in second] == [None, None, None]
+    assert half_written not in remaining  # the crashed attempt's orphan went with the rerun
 
     # The embedding is made from the final attempt's images.
     run_stage(Stage.EMBED, clip_id, clip_stages.run_embed)
@@ -434,7 +447,8 @@ def test_embedding_a_clip_twice_upserts_the_same_vector(
     requeue(Stage.EMBED, clip_id)
     run_stage(Stage.EMBED, clip_id, clip_stages.run_embed)
     assert clip(engine, clip_id)["ingest_state"] == "embedded"
-    assert claim_row(engine, Stage.EMBED.key, clip_id)["attempts"] == 2  # it really ran a second time
+    second = claim_row(engine, Stage.EMBED.key, clip_id)
+    assert second["state"] == "succeeded" and second["attempts"] == 1  # ran again, on a fresh count
     (second,) = embedding_rows(engine, clip_id)
     assert second["id"] == first["id"] and second["updated_at"] > first["updated_at"]
     np.testing.assert_allclose(second["vector"], first["vector"], atol=1e-6)
