@@ -97,6 +97,8 @@ class Settings(WebSettings):
         500 * 1024**2, ge=0, validation_alias=_env("PLAYBACK_CACHE_MIN_FREE_BYTES")
     )
 
+    # `json`: one JSON object a line (job, queue, entity and duration as fields); `text`: for people.
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
     work_dir: Path = Field(Path("/tmp/heaters-work"), validation_alias=_env("WORK_DIR"))
     # Prometheus: each process of a host writes its counters here; a scrape adds them up.
     metrics_dir: Path = Field(Path("/tmp/heaters-metrics"), validation_alias=_env("METRICS_DIR"))

@@ -168,7 +168,15 @@ def run_stage(
         report = on_progress
         progress = ProgressReporter(lambda pct: report(entity_id, pct))
     started = time.monotonic()
-    log.info("%s.started %s (attempt %s)", stage.key, entity_id, claim.attempts)
+    fields: dict[str, object] = {
+        "job": stage.key,
+        "queue": stage.queue.value,
+        "entity": stage.entity.value,
+        "entity_id": entity_id,
+    }
+    log.info(
+        "%s.started %s (attempt %s)", stage.key, entity_id, claim.attempts, extra={**fields, "attempt": claim.attempts}
+    )
     events.publish(
         "stage.started", topics=stage.topics(entity_id), stage=stage.key, entity_id=entity_id, attempt=claim.attempts
     )
@@ -184,7 +192,9 @@ def run_stage(
                 claims.succeed(session, claim)
         elapsed = time.monotonic() - started
         metrics.outcome(stage.key, stage.queue.value, "succeeded", elapsed)
-        log.info("%s.finished %s in %.1f s", stage.key, entity_id, elapsed)
+        log.info(
+            "%s.finished %s in %.1f s", stage.key, entity_id, elapsed, extra={**fields, "duration_s": round(elapsed, 3)}
+        )
         events.publish(
             "stage.finished",
             topics=stage.topics(entity_id),
@@ -230,7 +240,15 @@ def _record_failure(
             log.warning("%s.lost %s: %s", stage.key, entity_id, lost)
         return
     permanent = isinstance(error, PermanentError)
-    log.error("%s.failed %s (attempt %s): %s", stage.key, entity_id, claim.attempts, message, exc_info=not permanent)
+    log.error(
+        "%s.failed %s (attempt %s): %s",
+        stage.key,
+        entity_id,
+        claim.attempts,
+        message,
+        exc_info=not permanent,
+        extra={"job": stage.key, "queue": stage.queue.value, "entity_id": entity_id, "attempt": claim.attempts},
+    )
     try:
         delay = _write_failure(stage, entity_id, claim, message, permanent, settings, on_final_failure, on_retry)
     except LeaseLost as lost:
