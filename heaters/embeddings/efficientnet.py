@@ -21,7 +21,9 @@ def load(path: Path = WEIGHTS_PATH, *, sha256: str = WEIGHTS_SHA256) -> OnnxImag
     """Verify the checksum, open the session, and check it yields DIM-d vectors."""
     actual = sha256_file(path) if path.is_file() else None
     if actual is None:
-        raise ConfigError(f"EfficientNet-Lite0 weights missing at {path}: run scripts/make_model.sh (make run and make test do)")
+        raise ConfigError(
+            f"EfficientNet-Lite0 weights missing at {path}: run scripts/make_model.sh (make run and make test do)"
+        )
     if actual != sha256:
         raise ConfigError(
             f"EfficientNet-Lite0 weights at {path} have sha256 {actual}, expected {sha256}: the file is corrupt or "

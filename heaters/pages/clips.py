@@ -18,6 +18,7 @@ from heaters.adapters import get_media_urls
 from heaters.clips import service
 from heaters.clips.repository import PAST_REVIEW, list_past_review
 from heaters.components.layout import signed_in_page
+from heaters.components.media import hover_video
 from heaters.db import unit_of_work
 from heaters.errors import HeatersError
 from heaters.models import ClipState
@@ -172,16 +173,7 @@ class ClipsState(rx.State):
 def _card_view(card: Any) -> rx.Component:
     return rx.card(
         rx.vstack(
-            rx.el.video(
-                src=card["src"].to(str),
-                poster=card["poster"].to(str),
-                muted=True,
-                loop=True,
-                plays_inline=True,
-                preload="none",
-                class_name="query-thumb",
-                custom_attrs={"data-hover-play": "1"},
-            ),
+            hover_video(card, "clip-video"),
             rx.hstack(
                 rx.text("#", card["id"].to(str), weight="bold"),
                 rx.badge(

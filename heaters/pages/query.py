@@ -10,6 +10,7 @@ from typing import Any
 import reflex as rx
 
 from heaters.components.layout import signed_in_page
+from heaters.components.media import hover_video
 from heaters.db import unit_of_work
 from heaters.search import page as search_page
 from heaters.settings import get_settings
@@ -107,23 +108,10 @@ class QueryState(rx.State):
         return await self._show(replace(self._query(), page=max(1, self.page + int(delta))))
 
 
-def _hover_video(card: Any, testid: str) -> rx.Component:
-    return rx.el.video(
-        src=card["src"].to(str),
-        poster=card["poster"].to(str),
-        muted=True,
-        loop=True,
-        plays_inline=True,
-        preload="none",
-        class_name="query-thumb",
-        custom_attrs={"data-hover-play": "1", "data-testid": testid, "data-clip-id": card["id"].to(str)},
-    )
-
-
 def _card(card: Any) -> rx.Component:
     return rx.card(
         rx.vstack(
-            _hover_video(card, "similar-video"),
+            hover_video(card, "similar-video"),
             rx.hstack(
                 rx.text("#", card["id"].to(str), weight="bold"),
                 rx.badge(
