@@ -55,7 +55,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest import machine  # noqa: E402
 
-from heaters.devstack.services import Postgres, Redis, SeaweedS3, free_port  # noqa: E402
+from heaters.devstack.postgres import Postgres  # noqa: E402
+from heaters.devstack.redis import Redis  # noqa: E402
+from heaters.devstack.seaweed import SeaweedS3  # noqa: E402
+from heaters.devstack.service import free_port  # noqa: E402
 from heaters.media.ffmpeg import frame_time, seconds_arg, stream_copy_args  # noqa: E402
 from heaters.settings import Settings  # noqa: E402
 

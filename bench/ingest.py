@@ -27,11 +27,17 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from heaters.devstack.services import Postgres, Redis, SeaweedS3, free_port, stop_process_group  # noqa: E402
+from benchmark_video import make_benchmark_video  # noqa: E402
+
+from heaters.devstack.postgres import Postgres  # noqa: E402
+from heaters.devstack.redis import Redis  # noqa: E402
+from heaters.devstack.seaweed import SeaweedS3  # noqa: E402
+from heaters.devstack.service import free_port  # noqa: E402
 from heaters.events import CHANNEL  # noqa: E402
-from heaters.media.demo import make_benchmark_video  # noqa: E402
 from heaters.media.probe import probe  # noqa: E402
+from heaters.supervisor import stop_process_group  # noqa: E402
 from heaters.videos.encode import master_command, proxy_command  # noqa: E402
 
 OUT = ROOT / "bench" / "out"

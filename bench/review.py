@@ -53,13 +53,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from benchmark_video import make_benchmark_video  # noqa: E402
 from ingest import machine  # noqa: E402
 from reflex_client import ReflexClient, event_name, percentile, state_name, state_path  # noqa: E402
 
 from heaters.auth.tokens import COOKIE_NAME, issue_token  # noqa: E402
-from heaters.devstack.services import Postgres, Redis, SeaweedS3, free_port, stop_process_group  # noqa: E402
-from heaters.media.demo import make_benchmark_video  # noqa: E402
+from heaters.devstack.postgres import Postgres  # noqa: E402
+from heaters.devstack.redis import Redis  # noqa: E402
+from heaters.devstack.seaweed import SeaweedS3  # noqa: E402
+from heaters.devstack.service import free_port  # noqa: E402
 from heaters.media.ffmpeg import stream_copy_args  # noqa: E402
+from heaters.supervisor import stop_process_group  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 HEATERS = str(Path(sys.executable).with_name("heaters"))

@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from ingest import machine  # noqa: E402
 
 from heaters import migrations  # noqa: E402
-from heaters.devstack.services import Postgres, free_port  # noqa: E402
+from heaters.devstack.postgres import Postgres  # noqa: E402
+from heaters.devstack.service import free_port  # noqa: E402
 from heaters.search import vectors  # noqa: E402
 
 MODELS = {dim: model for model, dim in vectors.EMBEDDING_MODELS.items()}

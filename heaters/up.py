@@ -18,12 +18,13 @@ from dotenv import dotenv_values
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from heaters.devstack.services import port_in_use
-from heaters.devstack.stack import LocalStack, ProcessGroup
+from heaters.devstack.stack import LocalStack
 from heaters.errors import ConfigError
 from heaters.metrics import MULTIPROC_ENV
 from heaters.migrations import ROOT
+from heaters.ports import port_in_use
 from heaters.settings import STACK_ENV_FILE, WebSettings, sqlalchemy_database_url
+from heaters.supervisor import ProcessGroup
 
 # Variables that, when set, replace a local service (and what comes with it).
 EXTERNAL_VARIABLES = (

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 from heaters import metrics
-from heaters.devstack.stack import ProcessGroup
 from heaters.errors import ConfigError
 from heaters.queues import CONCURRENCY, Queue, allowed_names, parse_queues, scheduler_wanted
 from heaters.settings import get_settings
+from heaters.supervisor import ProcessGroup
 
 # Queues whose messages run for minutes: a busy process must not hoard messages another could run.
 LONG_RUNNING = {Queue.MEDIA_PROCESSING, Queue.EXPORTS}

@@ -52,7 +52,7 @@ def test_ingest_refuses_what_is_neither_file_nor_url(engine: Engine, app_env: di
 
 
 def test_doctor_exits_nonzero_when_a_dependency_is_down(engine: Engine, app_env: dict[str, str]) -> None:
-    from heaters.devstack.services import free_port
+    from heaters.devstack.service import free_port
 
     result = run_cli(_env(app_env, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", COLUMNS="200"), "doctor")
     assert result.returncode == 1

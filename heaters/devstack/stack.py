@@ -1,45 +1,28 @@
-"""The local development stack (`make run`) and the tiny supervisor that runs the app processes on it.
+"""The local development stack (`make run`): PostgreSQL, Redis and S3 under one root, on stable ports.
 
 Why: local development must only swap endpoints (DESIGN.md §9). ``LocalStack`` starts PostgreSQL, Redis
 and S3 under one root (``.data/``) on stable ports, keeps generated secrets there, and hands child
 processes the same environment variables production uses. Any of DATABASE_URL / REDIS_URL /
-S3_ENDPOINT_URL given from outside wins, and that service is not started. ``ProcessGroup`` runs the
-web app and workers next to it and makes sure Ctrl-C leaves no process behind.
+S3_ENDPOINT_URL given from outside wins, and that service is not started. `heaters up` runs the web app
+and workers next to it under ``heaters.supervisor.ProcessGroup``, which stops the stack last.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
-from typing import IO, Any, Self
+from typing import Any, Self
 
-from heaters.devstack.services import (
-    PG_COPY_ROOT,
-    ManagedService,
-    Postgres,
-    Redis,
-    SeaweedS3,
-    ServiceError,
-    _blocking_dir,
-    _write_private,
-    ensure_system_user,
-    free_port,
-    group_members,
-    port_in_use,
-)
+from heaters.devstack.postgres import PG_COPY_ROOT, Postgres, _blocking_dir, ensure_system_user
+from heaters.devstack.redis import Redis
+from heaters.devstack.seaweed import SeaweedS3
+from heaters.devstack.service import ManagedService, ServiceError, _write_private, free_port
 from heaters.errors import ConfigError
-from heaters.media.tools import DIE_WITH_PARENT
+from heaters.ports import port_in_use
 
 DEFAULT_PORTS: dict[str, int] = {"postgres": 54329, "redis": 63799, "s3": 8333}
 BUCKET = "heaters"
@@ -245,166 +228,3 @@ class LocalStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class ProcessGroup:
-    """A tiny supervisor: named children in their own process groups, output prefixed with the name.
-
-    ``run()`` blocks until SIGINT/SIGTERM/SIGHUP or until any child exits, then stops every child
-    (SIGTERM to its group, SIGKILL after ``stop_timeout``) and finally the stack, if one was given.
-    Children get their own sessions so a terminal's Ctrl-C reaches only us and we stop them in order.
-    """
-
-    SUPERVISOR = "devstack"
-
-    def __init__(
-        self, stack: LocalStack | None = None, *, stop_timeout: float = 10.0, out: IO[str] | None = None
-    ) -> None:
-        self.stack = stack
-        self.stop_timeout = stop_timeout
-        self.out = out if out is not None else sys.stdout
-        self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self._readers: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._force = threading.Event()
-        self._signal: int | None = None
-        self._stopping = False
-        self._stopped = False
-
-    # --- output
-    def _emit(self, name: str, line: str) -> None:
-        """Never raises: a closed stdout (`make run | head`, a dead terminal) must not stop the cleanup."""
-        with self._lock:
-            width = max([len(self.SUPERVISOR), *(len(n) for n in self.children)])
-            with contextlib.suppress(OSError, ValueError):
-                self.out.write(f"{name:<{width}} | {line}\n")
-                self.out.flush()
-
-    def emit(self, name: str, line: str) -> None:
-        """Print a line of our own among the children's output."""
-        self._emit(name, line)
-
-    @property
-    def stopping(self) -> bool:
-        """True once a signal or a child's exit has asked everything to stop."""
-        return self._wake.is_set()
-
-    def _pump(self, name: str, stream: IO[bytes]) -> None:
-        with contextlib.suppress(ValueError, OSError):
-            for raw in iter(stream.readline, b""):
-                self._emit(name, raw.decode("utf-8", "replace").rstrip("\r\n"))
-
-    # --- children
-    def start(
-        self,
-        name: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | str | None = None,
-        inherit_env: bool = True,
-    ) -> subprocess.Popen[bytes]:
-        """Start a child; ``env`` is added to ours (or replaces it with ``inherit_env=False``)."""
-        if name in self.children:
-            raise ValueError(f"a child named {name!r} already runs")
-        child_env = {**(os.environ if inherit_env else {}), **(env or {})}
-        child_env.setdefault("PYTHONUNBUFFERED", "1")
-        proc = subprocess.Popen(
-            # If the supervisor itself is killed, its children go too (a graceful stop is ours to do).
-            [*DIE_WITH_PARENT, *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=child_env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-        with self._lock:
-            self.children[name] = proc
-        assert proc.stdout is not None
-        reader = threading.Thread(target=self._pump, args=(name, proc.stdout), daemon=True, name=f"out-{name}")
-        reader.start()
-        self._readers.append(reader)
-        self._emit(self.SUPERVISOR, f"started {name} (pid {proc.pid}): {' '.join(argv)}")
-        return proc
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        if self._stopping:
-            self._force.set()  # a second Ctrl-C: stop waiting politely
-        self._signal = signum
-        self._wake.set()
-
-    def run(self, poll_interval: float = 0.2) -> int:
-        """Supervise until a signal or a child's exit; returns 0 after a signal, else the child's code."""
-        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in handled:
-                previous[signum] = signal.signal(signum, self._on_signal)
-        code = 0
-        try:
-            while not self._wake.is_set():
-                for name, proc in self.children.items():
-                    returncode = proc.poll()
-                    if returncode is not None:
-                        self._emit(self.SUPERVISOR, f"{name} exited with code {returncode}; stopping everything")
-                        code = returncode or 1
-                        self._wake.set()
-                        break
-                self._wake.wait(poll_interval)
-            if self._signal is not None:
-                self._emit(self.SUPERVISOR, f"got {signal.Signals(self._signal).name}; stopping everything")
-        finally:
-            try:
-                self.shutdown()
-            finally:
-                for number, handler in previous.items():
-                    signal.signal(number, handler)
-        return code
-
-    def _alive(self, proc: subprocess.Popen[bytes]) -> bool:
-        return proc.poll() is None or bool(group_members(proc.pid))
-
-    def _signal_group(self, proc: subprocess.Popen[bytes], signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signum)
-
-    def shutdown(self) -> None:
-        """Stop every child (group SIGTERM, then SIGKILL after stop_timeout), then the stack. Idempotent."""
-        if self._stopped:
-            return
-        self._stopping = True
-        try:
-            running = [(n, p) for n, p in reversed(self.children.items()) if self._alive(p)]
-            for name, proc in running:
-                self._emit(self.SUPERVISOR, f"stopping {name} (pid {proc.pid})")
-                self._signal_group(proc, signal.SIGTERM)
-            deadline = time.monotonic() + self.stop_timeout
-            while any(self._alive(p) for _, p in running) and time.monotonic() < deadline:
-                if self._force.is_set():
-                    break
-                time.sleep(0.05)
-            for name, proc in running:
-                if self._alive(proc):
-                    self._emit(self.SUPERVISOR, f"{name} did not stop in time; killing its process group")
-                    self._signal_group(proc, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0
-            while any(self._alive(p) for _, p in running) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            for reader in self._readers:
-                reader.join(timeout=2.0)
-            for proc in self.children.values():
-                if proc.stdout is not None:
-                    proc.stdout.close()
-        finally:
-            self._stopped = True
-            if self.stack is not None:
-                self._emit(self.SUPERVISOR, "stopping services")
-                self.stack.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()

@@ -1,7 +1,10 @@
-"""Generated videos for demos and benchmarks: varied moving patterns with hard cuts at known frames.
+"""Generated demo videos: varied moving patterns with hard cuts at known frames.
 
-No real footage can be downloaded on the build machines, so the demo (`heaters demo`, the first `make run`)
-and the benchmark need sources made here. What makes them useful stand-ins for a download:
+Why it is in the product: `heaters demo` and the first `heaters up` (`make run`) ingest one, so a new
+install has clips to review within a minute, and no real footage can be downloaded on the build machines.
+The benchmarks (bench/benchmark_video.py) build their longer sources from the same pieces
+(`demo_video_args` with `first_scene` and `audio=False`, `tone_filter_graph`). What makes them useful
+stand-ins for a download:
 * every scene is a different lavfi pattern that MOVES (zooms, scrolls, evolves), so the proxy encoder and
   the scene detector see real work, while frames inside one scene never jump;
 * neighbouring scenes differ in colour and structure, so each cut is a clear hard cut: AdaptiveDetector on
@@ -11,19 +14,15 @@ and the benchmark need sources made here. What makes them useful stand-ins for a
   mp4; each scene has its own tone, so a reviewer hears the cut too.
 
 Expensive sources (mandelbrot, life, sierpinski) are drawn at a quarter or half of the size and scaled up.
-The demo is one ffmpeg run. The benchmark renders video-only parts two at a time (lavfi filter graphs are
-single-threaded), joins them with the concat demuxer without re-encoding and encodes the soundtrack in that
-same join (see `join_parts_args` for why the parts carry no audio). Every ffmpeg run has a wall-clock limit.
+The demo is one ffmpeg run; every ffmpeg run has a wall-clock limit.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import accumulate
@@ -35,7 +34,7 @@ FFMPEG = "ffmpeg"
 AUDIO_RATE = 48000
 MIN_SCENE_SECONDS = 1  # well above the detectors' 15-frame minimum scene length at any sane rate
 
-_COMMON = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"]
+COMMON_ARGS = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"]
 
 # One scene = a filter chain from lavfi sources to a frame of the target size. Arguments: width, height, rate
 # ("30/1"), seed (unique within a graph, so it also names the scene's inner pads). Consecutive entries
@@ -248,7 +247,7 @@ def demo_video_args(
     maps = ["-map", "[v]", "-map", "[a]"] if audio else ["-map", "[v]"]
     return [
         FFMPEG,
-        *_COMMON,
+        *COMMON_ARGS,
         "-filter_complex",
         graph,
         *maps,
@@ -257,52 +256,7 @@ def demo_video_args(
     ]
 
 
-def join_parts_args(
-    listing: str | os.PathLike[str],
-    path: str | os.PathLike[str],
-    lengths: list[int],
-    *,
-    fps: Fraction,
-    audio_bitrate: str = "128k",
-) -> list[str]:
-    """Video parts joined by the concat demuxer (stream copy), with the whole soundtrack encoded in one go.
-
-    Parts are video-only on purpose: an AAC track ends on a 1024-sample frame boundary, so joined parts
-    with audio would drift by up to 21 ms per seam, and the proxy's CFR conversion would then duplicate
-    frames and move every later cut.
-    """
-    return [
-        FFMPEG,
-        *_COMMON,
-        "-f",
-        "concat",
-        "-safe",
-        "0",
-        "-i",
-        os.fspath(listing),
-        "-filter_complex",
-        tone_filter_graph(lengths, fps=fps),
-        "-map",
-        "0:v",
-        "-map",
-        "[a]",
-        "-c:v",
-        "copy",
-        "-c:a",
-        "aac",
-        "-b:a",
-        audio_bitrate,
-        "-ar",
-        str(AUDIO_RATE),
-        "-movflags",
-        "+faststart",
-        "-f",
-        "mp4",
-        os.fspath(path),
-    ]
-
-
-def _check(seconds: int, cuts: int, size: tuple[int, int], fps: Fraction) -> None:
+def check_request(seconds: int, cuts: int, size: tuple[int, int], fps: Fraction) -> None:
     width, height = size
     if width < 16 or height < 16 or width % 2 or height % 2:
         raise ValueError(f"size must be even and at least 16x16, got {width}x{height}")
@@ -324,7 +278,7 @@ def make_demo_video(
 ) -> DemoVideo:
     """A video of `cuts + 1` varied moving scenes with hard cuts at the returned frames, in one ffmpeg run."""
     rate = Fraction(fps)
-    _check(seconds, cuts, size, rate)
+    check_request(seconds, cuts, size, rate)
     frame_count = round(seconds * rate)
     min_frames = max(15, round(MIN_SCENE_SECONDS * rate))
     lengths = scene_lengths(frame_count, cuts + 1, min_frames=min_frames, seed=seed)
@@ -334,66 +288,4 @@ def make_demo_video(
         demo_video_args(path, lengths, width=size[0], height=size[1], fps=rate, crf=crf, preset=preset, seed=seed),
         timeout=timeout,
     )
-    return DemoVideo(path, cut_frames_for(lengths), frame_count, rate, size[0], size[1], time.monotonic() - started)
-
-
-def make_benchmark_video(
-    path: Path,
-    *,
-    seconds: int = 600,
-    cuts: int = 40,
-    size: tuple[int, int] = (1920, 1080),
-    fps: int | Fraction = 30,
-    timeout: float,
-    crf: int = 23,
-    preset: str = "veryfast",
-    seed: int = 11,
-    parallel: int = 2,
-    scenes_per_part: int = 6,
-) -> DemoVideo:
-    """The benchmark source (default 10 min 1080p30, 40 hard cuts), generated in parts and joined losslessly.
-
-    Parts are cut at scene boundaries (a part starts with a keyframe, so the joined file plays and decodes
-    like one encode) and `parallel` of them run at once: lavfi sources and ffmpeg 5.1's filter graph are
-    single-threaded, so two runs use two cores better than one. `timeout` bounds the whole call.
-    """
-    rate = Fraction(fps)
-    _check(seconds, cuts, size, rate)
-    frame_count = round(seconds * rate)
-    min_frames = max(15, round(MIN_SCENE_SECONDS * rate))
-    lengths = scene_lengths(frame_count, cuts + 1, min_frames=min_frames, seed=seed)
-    started = time.monotonic()
-    deadline = started + timeout
-    path.parent.mkdir(parents=True, exist_ok=True)
-    groups = [(i, lengths[i : i + scenes_per_part]) for i in range(0, len(lengths), max(1, scenes_per_part))]
-    with tempfile.TemporaryDirectory(prefix="heaters_bench_", dir=path.parent) as tmp:
-        parts = [Path(tmp) / f"part_{n:03d}.mp4" for n in range(len(groups))]
-
-        def render(job: tuple[Path, tuple[int, list[int]]]) -> None:
-            part, (first, group) = job
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"benchmark video generation ran past its {timeout:g} s limit")
-            run_tool(
-                demo_video_args(
-                    part,
-                    group,
-                    width=size[0],
-                    height=size[1],
-                    fps=rate,
-                    crf=crf,
-                    preset=preset,
-                    first_scene=first,
-                    seed=seed,
-                    audio=False,
-                ),
-                timeout=remaining,
-            )
-
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            list(pool.map(render, zip(parts, groups, strict=True)))
-        listing = Path(tmp) / "parts.txt"
-        listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
-        remaining = max(1.0, deadline - time.monotonic())
-        run_tool(join_parts_args(listing, path, lengths, fps=rate), timeout=remaining)
     return DemoVideo(path, cut_frames_for(lengths), frame_count, rate, size[0], size[1], time.monotonic() - started)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.benchmark_video import make_benchmark_video
 from heaters.media import demo
-from heaters.media.demo import DemoVideo, make_benchmark_video, make_demo_video, scene_lengths
+from heaters.media.demo import DemoVideo, make_demo_video, scene_lengths
 from heaters.media.ffmpeg import proxy_args, proxy_fps
 from heaters.media.probe import probe
 from heaters.media.scenes import detect_cuts

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 
 from heaters.adapters import get_storage
-from heaters.devstack.services import free_port
+from heaters.devstack.service import free_port
 from tests.fixtures.workers import claim_row, clip_rows, run_cli, video_row, wait_for
 from tests.media import synth
 

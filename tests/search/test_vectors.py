@@ -19,7 +19,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlmodel import Session
 
 from heaters import migrations
-from heaters.devstack.services import Postgres
+from heaters.devstack.postgres import Postgres
 from heaters.search import vectors
 
 CLIP, EFFNET = "clip-vit-b32", "efficientnet-lite0"
