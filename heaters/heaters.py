@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import reflex as rx
 
-from heaters import live, routes
+from heaters import live, logs, routes
 from heaters.api import create_api
 from heaters.components.layout import NavState
 from heaters.pages.admin import AdminState, admin_page
@@ -21,10 +24,24 @@ from heaters.settings import get_settings
 from heaters.state import AuthState
 from heaters_workers.broker import setup_broker
 
-# Messages sent from this process (ingest, retry) go to the configured Redis after each commit.
-setup_broker(get_settings().redis_url)
+log = logging.getLogger(__name__)
+
+
+def start_process() -> None:
+    """Each server process, at start: log lines as LOG_FORMAT says, and messages sent from here (ingest,
+    retry) go to the configured Redis after each commit.
+
+    Done at start, not at import: importing the app reads no secret and opens nothing, so the image's
+    frontend is built with no configuration at all.
+    """
+    settings = get_settings()
+    logs.configure(settings.log_format)
+    setup_broker(settings.redis_url)
+    log.info("web.started pid %s", os.getpid(), extra={"log_format": settings.log_format})
+
 
 app = rx.App(api_transformer=create_api(), stylesheets=["/review.css"])
+app.register_lifespan_task(start_process)
 signed_in = [AuthState.require_login, NavState.load]
 app.add_page(home_page, route=routes.HOME, title="Heaters", on_load=[*signed_in, HomeState.load])
 app.add_page(login_page, route=routes.LOGIN, title="Sign in · Heaters", on_load=AuthState.login_on_load)

@@ -31,12 +31,17 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(log_format: str) -> None:
-    """Give every handler on the root logger (Dramatiq's included) our format; add one if there is none."""
+    """Give every handler on the root logger (Dramatiq's included) our format; add one if there is none.
+
+    In the web process Reflex and its server (Granian) write their own lines: `heaters web` turns on
+    their JSON mode (REFLEX_LOG_JSON) for the same setting.
+    """
     if log_format != "json":
         return
     root = logging.getLogger()
     if not root.handlers:
         root.addHandler(logging.StreamHandler())
+    if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
     for handler in root.handlers:
         handler.setFormatter(JsonFormatter())

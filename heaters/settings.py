@@ -40,15 +40,17 @@ def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
 
-class WebSettings(BaseSettings):
-    """What the web server's own config (rxconfig.py) needs; no secrets, so a build can read it."""
-
+class _EnvSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=(str(STACK_ENV_FILE), ".env"),
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
     )
+
+
+class WebSettings(_EnvSettings):
+    """What the web server's own config (rxconfig.py) needs; no secrets, so a build can read it."""
 
     app_env: Literal["development", "test", "production"] = Field("development", validation_alias=_env("APP_ENV"))
     public_host: str = Field("127.0.0.1", validation_alias=_env("PUBLIC_HOST", "PHX_HOST", "RENDER_EXTERNAL_HOSTNAME"))
@@ -64,7 +66,15 @@ class WebSettings(BaseSettings):
         return list(dict.fromkeys(local + public))
 
 
-class Settings(WebSettings):
+class ScheduleSettings(_EnvSettings):
+    """The schedule's periods: periodiq needs them when the actors are declared, and importing the
+    actors must need no secret (the image is built with none)."""
+
+    dispatcher_cron: str = Field("* * * * *", validation_alias=_env("DISPATCHER_CRON"))
+    cleanup_cron: str = Field("0 */4 * * *", validation_alias=_env("PLAYBACK_CLEANUP_CRON"))
+
+
+class Settings(WebSettings, ScheduleSettings):
     secret_key: SecretStr = Field(validation_alias=_env("SECRET_KEY", "SECRET_KEY_BASE"))
 
     database_url: str = Field(validation_alias=_env("DATABASE_URL"))
@@ -83,9 +93,6 @@ class Settings(WebSettings):
 
     worker_queues: str | None = Field(None, validation_alias=_env("WORKER_QUEUES", "OBAN_QUEUES"))
     scheduler_enabled: bool | None = Field(None, validation_alias=_env("SCHEDULER_ENABLED", "OBAN_SCHEDULER"))
-    dispatcher_cron: str = Field("* * * * *", validation_alias=_env("DISPATCHER_CRON"))
-    cleanup_cron: str = Field("0 */4 * * *", validation_alias=_env("PLAYBACK_CLEANUP_CRON"))
-
     playback_cache_dir: Path = Field(Path("/tmp/heaters-playback"), validation_alias=_env("PLAYBACK_CACHE_DIR"))
     # Web and temp_clips workers on separate disks (Render): workers also publish each temp clip to S3
     # (`playback/`), and a web host that lacks one pulls it from there. One host: leave it off.

@@ -35,8 +35,10 @@ class AuthState(rx.State):
     @rx.var
     def signed_in(self) -> bool:
         """Gate protected content on the cookie itself, so a stale state never flashes it."""
-        settings = get_settings()
         token = cookie_value(self.router.headers.cookie)
+        if not token:  # also the frontend build's initial state, which has no configuration to read
+            return False
+        settings = get_settings()
         return read_token(token, settings.secret_key.get_secret_value(), settings.session_ttl_hours * 3600) is not None
 
     @rx.var

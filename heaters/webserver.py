@@ -6,9 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-from heaters.devstack.services import port_in_use
 from heaters.errors import ConfigError
 from heaters.migrations import ROOT
+from heaters.ports import port_in_use
 from heaters.settings import get_settings
 
 TOOLS_BIN = ROOT / ".tools" / "bin"
@@ -22,8 +22,10 @@ REFLEX_ENV = {
 }
 
 
-def reflex_env(port: int) -> dict[str, str]:
+def reflex_env(port: int, *, log_json: bool = False) -> dict[str, str]:
     env = {**os.environ, **REFLEX_ENV, "PORT": str(port)}
+    if log_json:  # LOG_FORMAT=json: Reflex's and Granian's own lines as JSON too (ours: heaters.logs)
+        env["REFLEX_LOG_JSON"] = "true"
     env["PATH"] = f"{TOOLS_BIN}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -35,4 +37,5 @@ def exec_web(port: int | None = None) -> None:
         raise ConfigError(f"Port {port} is already in use: stop what is using it or set PORT to another port.")
     reflex = str(Path(sys.executable).with_name("reflex"))
     os.chdir(ROOT)
-    os.execve(reflex, [reflex, "run", "--env", "prod", "--loglevel", "warning"], reflex_env(port))
+    env = reflex_env(port, log_json=settings.log_format == "json")
+    os.execve(reflex, [reflex, "run", "--env", "prod", "--loglevel", "warning"], env)

@@ -15,17 +15,17 @@ from heaters.db import unit_of_work
 from heaters.pipeline.dispatch import claim_tick, sweep
 from heaters.playback import cleanup
 from heaters.queues import Queue
-from heaters.settings import get_settings
+from heaters.settings import ScheduleSettings, get_settings
 
 log = logging.getLogger(__name__)
-_settings = get_settings()
+_schedule = ScheduleSettings()
 
 
 @dramatiq.actor(
     actor_name="schedule.dispatch",
     queue_name=Queue.DEFAULT.value,
     max_retries=0,
-    periodic=cron(_settings.dispatcher_cron),
+    periodic=cron(_schedule.dispatcher_cron),
 )
 def dispatch_tick() -> None:
     with unit_of_work() as session:
@@ -39,7 +39,7 @@ def dispatch_tick() -> None:
     actor_name="schedule.playback_cleanup",
     queue_name=Queue.MAINTENANCE.value,
     max_retries=0,
-    periodic=cron(_settings.cleanup_cron),
+    periodic=cron(_schedule.cleanup_cron),
 )
 def playback_cleanup_tick() -> None:
     with unit_of_work() as session:

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from heaters.devstack.services import free_port, stop_process_group
+from heaters.devstack.service import free_port
+from heaters.supervisor import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -29,16 +30,27 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="session")
-def web_url(
-    migrated: str, app_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, browser: Any
-) -> Iterator[str]:
+def web_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the web process writes: stdout and stderr, one JSON object a line (LOG_FORMAT=json)."""
+    return tmp_path_factory.mktemp("web") / "web.log"
+
+
+@pytest.fixture(scope="session")
+def web_url(migrated: str, app_env: dict[str, str], web_log: Path, browser: Any) -> Iterator[str]:
     port = free_port()
-    log = tmp_path_factory.mktemp("web") / "web.log"
+    log = web_log
     # As in production with several instances: Reflex's state in Redis (its own database, which the
     # worker tests' flushes never touch) and two server processes, so a tab's socket and the process
     # that hears an event are often not the same.
     reflex_redis = app_env["REDIS_URL"].rsplit("/", 1)[0] + "/1"
-    env = {**os.environ, **app_env, "PORT": str(port), "REFLEX_REDIS_URL": reflex_redis, "GRANIAN_WORKERS": "2"}
+    env = {
+        **os.environ,
+        **app_env,
+        "PORT": str(port),
+        "REFLEX_REDIS_URL": reflex_redis,
+        "GRANIAN_WORKERS": "2",
+        "LOG_FORMAT": "json",  # as render.yaml sets it; tests/browser/test_web_logs.py reads the lines
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(Path(sys.executable).with_name("heaters")), "web"],
