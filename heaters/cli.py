@@ -344,11 +344,9 @@ def cache_stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 
 
 def _queue(name: str) -> Any:
-    from heaters.queues import Queue, allowed_names
+    from heaters.queues import queue_named
 
-    if name not in allowed_names():
-        raise HeatersError(f"Unknown queue {name!r}. Allowed: {', '.join(allowed_names())}")
-    return Queue(name)
+    return queue_named(name)
 
 
 @jobs_app.command("list")
@@ -387,6 +385,36 @@ def jobs_retry(
     with unit_of_work() as session:
         again = job_board.retry(session, stage, entity_id)
     console.print(f"{again.key} {entity_id} queued again.")
+
+
+@jobs_app.command("requeue")
+def jobs_requeue(
+    queue: Annotated[str, typer.Argument(help="Queue name, e.g. exports.")],
+    message_id: Annotated[str | None, typer.Argument(help="One dead letter's id (default: all).")] = None,
+) -> None:
+    """Send dead-lettered messages back to their queue (`heaters jobs list` shows them)."""
+    from heaters import dead_letters
+    from heaters.adapters import get_redis
+
+    _use_broker()
+    sent = dead_letters.requeue(get_redis(), _queue(queue), message_id)
+    console.print(f"{sent} dead-lettered message(s) of {queue} queued again.")
+
+
+@jobs_app.command("delete")
+def jobs_delete(
+    queue: Annotated[str, typer.Argument(help="Queue name.")],
+    message_id: Annotated[str | None, typer.Argument(help="One dead letter's id.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all", help="Every dead letter of the queue.")] = False,
+) -> None:
+    """Drop dead-lettered messages for good: one by id, or all of a queue's with --all."""
+    from heaters import dead_letters
+    from heaters.adapters import get_redis
+
+    if (message_id is None) == (not all_dead):
+        raise HeatersError("Name one dead letter's id, or pass --all for every dead letter of the queue.")
+    dropped = dead_letters.delete(get_redis(), _queue(queue), message_id)
+    console.print(f"{dropped} dead-lettered message(s) of {queue} deleted.")
 
 
 @jobs_app.command("pause")

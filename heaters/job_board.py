@@ -15,7 +15,7 @@ from periodiq import CronSpec
 from sqlalchemy import text
 from sqlmodel import Session
 
-from heaters import queue_control
+from heaters import dead_letters, queue_control
 from heaters.errors import HeatersError
 from heaters.pipeline.dispatch import schedule
 from heaters.pipeline.stages import Entity, Stage
@@ -24,6 +24,7 @@ from heaters.settings import Settings
 
 NAMESPACE = "dramatiq"
 HEARTBEAT_TIMEOUT_MS = 60_000  # Dramatiq's Redis broker considers a worker dead after this
+DEAD_SHOWN = 20  # dead letters listed per queue (the counts are complete)
 
 
 def queues(redis: Any) -> list[dict[str, Any]]:
@@ -145,4 +146,5 @@ def board(session: Session, redis: Any, settings: Settings) -> dict[str, Any]:
         "running": running(session),
         "failures": failures(session),
         "ticks": ticks(session, settings),
+        "dead": [row for queue in Queue for row in dead_letters.listing(redis, queue, limit=DEAD_SHOWN)],
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from heaters.errors import ConfigError
+from heaters.errors import ConfigError, HeatersError
 
 
 class Queue(StrEnum):
@@ -29,6 +29,13 @@ CONCURRENCY: dict[Queue, int] = {
 
 def allowed_names() -> list[str]:
     return sorted(q.value for q in Queue)
+
+
+def queue_named(name: str) -> Queue:
+    """One queue by name, for a command or a button; an unknown one is refused naming the allowed ones."""
+    if name not in allowed_names():
+        raise HeatersError(f"Unknown queue {name!r}. Allowed: {', '.join(allowed_names())}")
+    return Queue(name)
 
 
 def parse_queues(value: str | None) -> list[Queue]:

@@ -111,7 +111,7 @@ def test_retry_goes_through_the_entity_and_bad_requests_change_nothing(
     again = run_cli(env, "jobs", "retry", "clip.export", str(failed))  # no longer failed: refused, nothing moves
     assert again.returncode == 1 and "cannot move to retry" in again.stderr
     listed = json.loads(run_cli(env, "jobs", "list", "--json").stdout)
-    assert set(listed) == {"queues", "workers", "running", "failures", "ticks"}
+    assert set(listed) == {"queues", "workers", "running", "failures", "ticks", "dead"}
     try:
         with unit_of_work() as session:
             job_board.retry(session, "video.nothing", 1)

@@ -1,4 +1,5 @@
 """/admin/jobs (admins only), live: queues with pause/resume, workers, running work, failures with Retry,
+dead letters with requeue and delete,
 the schedule. Everything goes through `heaters.job_board`, which `heaters jobs` uses too."""
 
 from __future__ import annotations
@@ -8,12 +9,12 @@ from typing import Any
 
 import reflex as rx
 
-from heaters import job_board, live, queue_control
+from heaters import dead_letters, job_board, live, queue_control
 from heaters.adapters import get_redis
 from heaters.components.layout import signed_in_page
 from heaters.db import unit_of_work
 from heaters.errors import HeatersError
-from heaters.queues import Queue
+from heaters.queues import queue_named
 from heaters.settings import get_settings
 from heaters.state import AuthState
 
@@ -39,8 +40,18 @@ def _retry(stage: str, entity_id: int) -> str:
 
 def _pause(queue: str, paused: bool) -> str:
     redis = get_redis()
-    (queue_control.pause if paused else queue_control.resume)(redis, Queue(queue))
+    (queue_control.pause if paused else queue_control.resume)(redis, queue_named(queue))
     return f"Queue {queue} {'paused' if paused else 'resumed'}."
+
+
+def _requeue(queue: str, message_id: str | None) -> str:
+    sent = dead_letters.requeue(get_redis(), queue_named(queue), message_id)
+    return f"{sent} dead-lettered message(s) of {queue} queued again."
+
+
+def _delete(queue: str, message_id: str) -> str:
+    dropped = dead_letters.delete(get_redis(), queue_named(queue), message_id)
+    return f"{dropped} dead-lettered message(s) of {queue} deleted."
 
 
 class JobsState(rx.State):
@@ -49,6 +60,7 @@ class JobsState(rx.State):
     running: list[dict[str, str]] = []
     failures: list[dict[str, str]] = []
     ticks: list[dict[str, str]] = []
+    dead: list[dict[str, str]] = []
     message: str = ""
 
     async def _admin(self) -> bool:
@@ -58,7 +70,7 @@ class JobsState(rx.State):
     async def _refresh(self) -> None:
         board = await asyncio.to_thread(_board)
         self.queues, self.workers, self.running = board["queues"], board["workers"], board["running"]
-        self.failures, self.ticks = board["failures"], board["ticks"]
+        self.failures, self.ticks, self.dead = board["failures"], board["ticks"], board["dead"]
 
     @rx.event
     async def load(self) -> None:
@@ -86,6 +98,18 @@ class JobsState(rx.State):
     @rx.event
     async def retry(self, stage: str, entity_id: str) -> None:
         await self._act(_retry, stage, int(entity_id))
+
+    @rx.event
+    async def requeue_all(self, queue: str) -> None:
+        await self._act(_requeue, queue, None)
+
+    @rx.event
+    async def requeue(self, queue: str, message_id: str) -> None:
+        await self._act(_requeue, queue, message_id)
+
+    @rx.event
+    async def delete(self, queue: str, message_id: str) -> None:
+        await self._act(_delete, queue, message_id)
 
     @rx.event
     async def pause(self, queue: str) -> None:
@@ -129,11 +153,37 @@ def _table(title: str, rows: Any, columns: list[str], testid: str, action: Any =
     )
 
 
-def _pause_button(row: Any) -> rx.Component:
-    return rx.cond(
-        row["paused"] == "True",
-        rx.button("Resume", size="1", on_click=JobsState.resume(row["queue"])),  # type: ignore[operator]
-        rx.button("Pause", size="1", variant="soft", on_click=JobsState.pause(row["queue"])),  # type: ignore[operator]
+def _queue_buttons(row: Any) -> rx.Component:
+    return rx.hstack(
+        rx.cond(
+            row["paused"] == "True",
+            rx.button("Resume", size="1", on_click=JobsState.resume(row["queue"])),  # type: ignore[operator]
+            rx.button("Pause", size="1", variant="soft", on_click=JobsState.pause(row["queue"])),  # type: ignore[operator]
+        ),
+        rx.cond(
+            row["dead"] != "0",
+            rx.button(
+                "Requeue dead",
+                size="1",
+                variant="soft",
+                on_click=JobsState.requeue_all(row["queue"]),  # type: ignore[operator]
+            ),
+        ),
+        spacing="2",
+    )
+
+
+def _dead_buttons(row: Any) -> rx.Component:
+    return rx.hstack(
+        rx.button("Requeue", size="1", on_click=JobsState.requeue(row["queue"], row["id"])),  # type: ignore[operator]
+        rx.button(
+            "Delete",
+            size="1",
+            color_scheme="red",
+            variant="soft",
+            on_click=JobsState.delete(row["queue"], row["id"]),  # type: ignore[operator]
+        ),
+        spacing="2",
     )
 
 
@@ -150,13 +200,13 @@ def jobs_page() -> rx.Component:
         rx.hstack(
             rx.heading("Jobs", size="6"),
             rx.button("Refresh", size="1", variant="soft", on_click=JobsState.refresh),
-            rx.link("Dramatiq dashboard (messages: requeue, delete)", href="/admin/dramatiq/", is_external=True),
+            rx.link("Dramatiq dashboard (every message)", href="/admin/dramatiq/", is_external=True),
             spacing="4",
             align="center",
         ),
         rx.cond(JobsState.message != "", rx.callout(JobsState.message, id="jobs-message")),
         _table(
-            "Queues", JobsState.queues, ["queue", "ready", "delayed", "dead", "paused"], "jobs-queues", _pause_button
+            "Queues", JobsState.queues, ["queue", "ready", "delayed", "dead", "paused"], "jobs-queues", _queue_buttons
         ),
         _table("Workers", JobsState.workers, ["worker", "seen_seconds_ago", "alive"], "jobs-workers"),
         _table(
@@ -170,6 +220,13 @@ def jobs_page() -> rx.Component:
             _retry_button,
         ),
         _table("Schedule", JobsState.ticks, ["job", "cron", "last_run", "next_run"], "jobs-ticks"),
+        _table(
+            "Dead letters (newest first)",
+            JobsState.dead,
+            ["queue", "id", "actor", "args", "dead_since"],
+            "jobs-dead",
+            _dead_buttons,
+        ),
         spacing="5",
         width="100%",
         max_width="1200px",
