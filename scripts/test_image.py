@@ -40,6 +40,7 @@ from heaters.devstack.postgres import Postgres  # noqa: E402
 from heaters.devstack.redis import Redis  # noqa: E402
 from heaters.devstack.seaweed import SeaweedS3  # noqa: E402
 from heaters.devstack.service import ManagedService, free_port  # noqa: E402
+from heaters.queues import Queue  # noqa: E402
 
 IMAGE = "localhost/heaters:test"
 PREFIX = "heaters-image-test"
@@ -266,8 +267,8 @@ def check(run: Run, port: int) -> None:
         worker = run.start("worker", *commands["worker"], env={"SCHEDULER_ENABLED": "false"})
         scheduler = run.start("scheduler", *commands["scheduler"])
         wait_for(
-            "six worker processes beat on the broker",
-            lambda: run.alive(worker) and sum(w["alive"] for w in jobs(run, worker)["workers"]) >= 6,
+            "a worker process per queue beats on the broker",
+            lambda: run.alive(worker) and sum(w["alive"] for w in jobs(run, worker)["workers"]) >= len(Queue),
             120,
         )
     with run.step(f"a video ingested to clips inside the container (heaters demo, {DEMO_CLIPS} clips)"):

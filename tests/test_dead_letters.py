@@ -111,6 +111,7 @@ def test_listing_shows_real_dead_letters_newest_first_and_the_board_counts_them(
         "temp_clips": (0, 0),
         "background_jobs": (0, 0),
         "maintenance": (0, 1),
+        "archival": (0, 0),
     }
     with unit_of_work() as session:
         board = job_board.board(session, redis, get_settings())
@@ -248,7 +249,7 @@ def test_the_cli_requeues_and_deletes_and_refuses_what_it_cannot_do(
         assert "Name one dead letter's id, or pass --all" in refused.stderr
     assert dead_ids(redis, Queue.EXPORTS) == [second]
 
-    allowed = "background_jobs, default, exports, maintenance, media_processing, temp_clips"
+    allowed = "archival, background_jobs, default, exports, maintenance, media_processing, temp_clips"
     for args in (("requeue", "bogus"), ("requeue", "bogus", second), ("delete", "bogus", "--all")):
         unknown = run_cli(env, "jobs", *args)
         assert unknown.returncode == 1 and "Traceback" not in unknown.stderr

@@ -200,6 +200,12 @@ _SETPRIV = shutil.which("setpriv") if sys.platform == "linux" else None
 DIE_WITH_PARENT: list[str] = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
 
+def _nice(niceness: int) -> list[str]:
+    if niceness <= 0:
+        return []
+    return [require("nice"), "-n", str(niceness)]  # coreutils; it execs, so the death signal still holds
+
+
 def run_tool(
     args: Sequence[str],
     *,
@@ -207,11 +213,13 @@ def run_tool(
     on_stderr_line: StderrCallback | None = None,
     cwd: str | os.PathLike[str] | None = None,
     max_stdout_bytes: int = MAX_STDOUT_BYTES,
+    niceness: int = 0,
 ) -> CompletedTool:
     """Run `args` to completion within `timeout` seconds of wall-clock time, or kill it and raise.
 
     stdout is captured (ffprobe's JSON) up to `max_stdout_bytes`; stderr is streamed line by line to
     `on_stderr_line` (ffmpeg `-progress pipe:2`) and its last `STDERR_TAIL_BYTES` are kept for errors.
+    `niceness` > 0 runs the tool at a lower CPU priority (`nice`), for work nobody waits on.
     """
     argv = [os.fspath(a) for a in args]
     if not argv:
@@ -223,7 +231,7 @@ def run_tool(
     deadline = started + timeout
     try:
         proc = subprocess.Popen(
-            [*DIE_WITH_PARENT, exe, *argv[1:]],
+            [*DIE_WITH_PARENT, *_nice(niceness), exe, *argv[1:]],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

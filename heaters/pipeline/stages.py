@@ -37,7 +37,7 @@ class Stage(Enum):
     DOWNLOAD = ("video.download", Queue.MEDIA_PROCESSING, Entity.VIDEO)
     ENCODE = ("video.encode", Queue.MEDIA_PROCESSING, Entity.VIDEO)
     DETECT_SCENES = ("video.detect_scenes", Queue.MEDIA_PROCESSING, Entity.VIDEO)
-    MASTER = ("video.encode_master", Queue.MEDIA_PROCESSING, Entity.VIDEO)
+    MASTER = ("video.encode_master", Queue.ARCHIVAL, Entity.VIDEO)
     EXPORT = ("clip.export", Queue.EXPORTS, Entity.CLIP)
     KEYFRAMES = ("clip.keyframes", Queue.BACKGROUND_JOBS, Entity.CLIP)
     EMBED = ("clip.embed", Queue.BACKGROUND_JOBS, Entity.CLIP)

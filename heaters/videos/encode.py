@@ -118,6 +118,10 @@ def encode_proxy(
     return EncodedProxy(final, info, source_info)
 
 
+# The master shares a host's cores with the proxies and scans reviewers wait for: it takes what they leave.
+MASTER_NICENESS = 19
+
+
 def encode_master(
     source: Path, work_dir: Path, *, crf: int, timeout: float, on_progress: ProgressCallback | None = None
 ) -> EncodedMaster:
@@ -132,6 +136,7 @@ def encode_master(
         partial,
         deadline,
         ProgressParser(total_seconds=source_info.duration_seconds, on_progress=ProgressThrottle(on_progress)),
+        niceness=MASTER_NICENESS,
     )
     try:
         info = probe(partial, timeout=deadline.probe())
@@ -191,9 +196,11 @@ def check_proxy(info: MediaInfo, fps: Fraction) -> None:
         raise ProxyContractError("The proxy does not meet the proxy rules: " + ", ".join(problems))
 
 
-def _run_encode(args: list[str], partial: Path, deadline: _Deadline, parser: ProgressParser) -> None:
+def _run_encode(
+    args: list[str], partial: Path, deadline: _Deadline, parser: ProgressParser, *, niceness: int = 0
+) -> None:
     try:
-        run_tool(args, timeout=deadline.remaining(), on_stderr_line=parser)
+        run_tool(args, timeout=deadline.remaining(), on_stderr_line=parser, niceness=niceness)
     except MediaToolTimeout:
         _remove(partial)
         raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -173,3 +175,10 @@ def test_bad_arguments_are_rejected() -> None:
         run_tool([], timeout=1)
     with pytest.raises(ValueError):
         run_tool(["true"], timeout=0)
+
+
+def test_a_niced_tool_runs_at_that_priority_and_others_do_not() -> None:
+    """The archival master runs its FFmpeg this way, so review work on the same host gets the CPU first."""
+    own = "import os; print(os.nice(0))"
+    assert run_tool([sys.executable, "-c", own], timeout=30, niceness=19).stdout_text.strip() == "19"
+    assert run_tool([sys.executable, "-c", own], timeout=30).stdout_text.strip() == str(os.nice(0))

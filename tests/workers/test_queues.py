@@ -27,7 +27,7 @@ def test_unknown_names_are_named_with_the_allowed_list() -> None:
         parse_queues("default,exprots,media")
     message = str(raised.value)
     assert "unknown queue(s): exprots, media" in message
-    assert "Allowed: background_jobs, default, exports, maintenance, media_processing, temp_clips" in message
+    assert "Allowed: archival, background_jobs, default, exports, maintenance, media_processing, temp_clips" in message
 
 
 def test_the_scheduler_follows_the_default_queue_unless_told() -> None:
