@@ -7,6 +7,7 @@ schedulers run, one tick does the work.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import dramatiq
 from periodiq import cron
@@ -29,9 +30,11 @@ _schedule = ScheduleSettings()
 )
 def dispatch_tick() -> None:
     with unit_of_work() as session:
+        minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
         if not claim_tick(session, "dispatch"):
-            log.info("schedule.dispatch skipped: another scheduler's tick already ran this minute")
+            log.info("schedule.dispatch skipped %s: another scheduler's tick already ran this minute", minute)
             return
+        log.info("schedule.dispatch ran %s", minute)  # once a minute however many schedulers run
         sweep(session)
 
 
