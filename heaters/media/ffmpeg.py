@@ -92,13 +92,19 @@ def proxy_scale_filter(max_long: int = PROXY_MAX_LONG_SIDE, max_short: int = PRO
     return f"scale=w={w}:h={h}:force_original_aspect_ratio=decrease:force_divisible_by=2"
 
 
+# x264's preset for the all-intra proxy, chosen from bench/proxy_presets.py (docs/benchmarks.md): veryfast
+# encodes 1.34x as fast as fast at the same size (1.002x) and SSIM 0.9854 against 0.9861. All-intra leaves
+# x264 nothing to gain from the slower presets' motion search; ultrafast doubles the size.
+PROXY_PRESET = "veryfast"
+
+
 def proxy_args(
     src: PathLike,
     dst: PathLike,
     *,
     fps: Fraction,
     crf: int = 28,
-    preset: str = "fast",
+    preset: str = PROXY_PRESET,
     audio_bitrate: str = "96k",
 ) -> list[str]:
     """All-intra, CFR, <=720p, even-sized H.264/AAC proxy; progress records go to stderr."""

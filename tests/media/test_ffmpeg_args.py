@@ -56,7 +56,7 @@ def test_proxy_args() -> None:
         "-c:v",
         "libx264",
         "-preset",
-        "fast",
+        "veryfast",  # docs/benchmarks.md, "Proxy preset"
         "-crf",
         "28",
         "-pix_fmt",
