@@ -18,9 +18,9 @@ from dotenv import dotenv_values
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from heaters import metrics
 from heaters.devstack.stack import LocalStack
 from heaters.errors import ConfigError
-from heaters.metrics import MULTIPROC_ENV
 from heaters.migrations import ROOT
 from heaters.ports import port_in_use
 from heaters.settings import STACK_ENV_FILE, WebSettings, sqlalchemy_database_url
@@ -132,8 +132,9 @@ def run_up(data_root: Path | None = None) -> int:
         env = stack.start()
         password = _prepare(env, root)
         heaters = str(Path(sys.executable).with_name("heaters"))
-        # One host: the web's /metrics reads the workers' counters from the same directory.
-        env = {**env, "METRICS_DIR": str(root / "metrics"), MULTIPROC_ENV: str(root / "metrics")}
+        # One host: the web's /metrics reads the workers' counters from the same directory, which must
+        # exist before any child imports heaters.metrics (its counters open their files at import).
+        env = {**env, "METRICS_DIR": str(root / "metrics"), **metrics.prepare_dir(root / "metrics")}
         group.start("worker", [heaters, "worker"], env=env, cwd=ROOT)  # all queues, and the scheduler
         group.start("web", [heaters, "web"], env=env, cwd=ROOT)
     except BaseException:
