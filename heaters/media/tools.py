@@ -206,6 +206,15 @@ def _nice(niceness: int) -> list[str]:
     return [require("nice"), "-n", str(niceness)]  # coreutils; it execs, so the death signal still holds
 
 
+def _lower_session(pid: int, niceness: int) -> None:
+    """With autogroup scheduling (on by default in most Linux kernels) the CPU is shared between sessions
+    first, and each tool runs in a session of its own: `nice` alone would rank it only against itself."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text(str(niceness))
+    except FileNotFoundError:  # no autogroup scheduling on this kernel: `nice` already ranks it against all
+        return
+
+
 def run_tool(
     args: Sequence[str],
     *,
@@ -242,6 +251,8 @@ def run_tool(
         raise MediaToolMissing(argv[0], f"is not executable ({exc.strerror})") from exc
     except FileNotFoundError as exc:
         raise MediaToolMissing(argv[0]) from exc
+    if niceness > 0:
+        _lower_session(proc.pid, niceness)
 
     assert proc.stdout is not None and proc.stderr is not None
     tail = _StderrTail()

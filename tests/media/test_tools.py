@@ -182,3 +182,20 @@ def test_a_niced_tool_runs_at_that_priority_and_others_do_not() -> None:
     own = "import os; print(os.nice(0))"
     assert run_tool([sys.executable, "-c", own], timeout=30, niceness=19).stdout_text.strip() == "19"
     assert run_tool([sys.executable, "-c", own], timeout=30).stdout_text.strip() == str(os.nice(0))
+
+
+def test_a_niced_tool_lowers_its_own_session_too() -> None:
+    """Each tool has a session of its own; with autogroups the session's niceness is what other work sees."""
+    if not Path("/proc/self/autogroup").exists():  # a kernel without autogroups: `nice` alone ranks the tool
+        assert run_tool([sys.executable, "-c", "print(1)"], timeout=30, niceness=19).stdout_text.strip() == "1"
+        return
+    wait = (
+        "import time\n"
+        "deadline = time.monotonic() + 10\n"
+        "while 'nice 19' not in (line := open('/proc/self/autogroup').read()) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "print(line.split()[-1])"
+    )
+    assert run_tool([sys.executable, "-c", wait], timeout=30, niceness=19).stdout_text.strip() == "19"
+    plain = "print(open('/proc/self/autogroup').read().split()[-1])"
+    assert run_tool([sys.executable, "-c", plain], timeout=30).stdout_text.strip() == "0"
