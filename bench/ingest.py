@@ -58,6 +58,7 @@ def machine() -> dict[str, Any]:
     )
     ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.splitlines()[0]
     return {
+        "node": platform.node(),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": round(memory_kb / 1024**2, 1),

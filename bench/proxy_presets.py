@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import statistics
@@ -30,13 +29,12 @@ import time
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from benchmark_video import make_benchmark_video  # noqa: E402
+from ingest import machine, source_video  # noqa: E402  (the same source, file name and cache)
 
 from heaters.media.ffmpeg import PROXY_PRESET, proxy_args, proxy_scale_filter  # noqa: E402
 from heaters.media.probe import FFPROBE, MediaInfo, probe  # noqa: E402
@@ -55,45 +53,9 @@ _PSNR = re.compile(r"\bPSNR\b.*\baverage:(?P<value>[0-9.]+|inf)")
 _FRAME = re.compile(r"^frame=\s*(?P<value>\d+)\s*$")
 
 
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory_kb = int(
-        next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-    )
-    ffmpeg = run_tool(["ffmpeg", "-version"], timeout=30).stdout_text.splitlines()[0]
-    return {
-        "node": platform.node(),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(memory_kb / 1024**2, 1),
-        "os": platform.platform(),
-        "ffmpeg": ffmpeg,
-        "python": platform.python_version(),
-    }
-
-
 def load_average() -> tuple[float, float, float]:
     one, five, fifteen = os.getloadavg()
     return round(one, 2), round(five, 2), round(fifteen, 2)
-
-
-def source_video(seconds: int, cuts: int) -> tuple[Path, float | None]:
-    """bench/ingest.py's source for these settings: the same generator, file name and cache."""
-    path = OUT / f"source_{seconds}s_{cuts}cuts_1080p30.mp4"
-    meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        return path, None
-    OUT.mkdir(parents=True, exist_ok=True)
-    made = make_benchmark_video(path, seconds=seconds, cuts=cuts, timeout=4 * 3600)
-    meta.write_text(json.dumps({"cut_frames": made.cut_frames, "frame_count": made.frame_count}))
-    return path, made.elapsed_seconds
 
 
 def video_stream(path: Path) -> tuple[int, int]:
@@ -294,7 +256,7 @@ def main() -> None:
         f"load average at start {load_start}"
     )
     print(info["ffmpeg"])
-    source, generated = source_video(args.seconds, args.cuts)
+    source, _cuts, _frames, generated = source_video(args.seconds, args.cuts)
     media = probe(source, timeout=PROBE_TIMEOUT)
     fps = proxy_fps(media.fps)
     print(
