@@ -121,6 +121,10 @@ class Settings(WebSettings, ScheduleSettings):
     master_enabled: bool = Field(True, validation_alias=_env("MASTER_ENABLED"))
     master_crf: int = Field(18, ge=0, le=51, validation_alias=_env("MASTER_CRF"))
     proxy_crf: int = Field(28, ge=0, le=51, validation_alias=_env("PROXY_CRF"))
+    # The proxy is encoded in chunks of this length, each a job any worker takes, scanned as it is encoded,
+    # so review starts on the first scenes while the rest encodes (docs/benchmarks.md has the measurement
+    # behind the default). 0 encodes it in one pass, scanned afterwards.
+    proxy_chunk_seconds: float = Field(20.0, ge=0, validation_alias=_env("PROXY_CHUNK_SECONDS"))
     scene_detector: Literal["adaptive", "content", "histogram"] = Field(
         "adaptive", validation_alias=_env("SCENE_DETECTOR")
     )

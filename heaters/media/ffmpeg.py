@@ -153,6 +153,210 @@ def proxy_args(
     ]
 
 
+def _x264_intra(crf: int, preset: str) -> list[str]:
+    return [
+        "-c:v",
+        "libx264",
+        "-preset",
+        preset,
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-profile:v",
+        "high",
+        "-level:v",
+        "4.2",
+        "-g",
+        "1",
+        "-keyint_min",
+        "1",
+        "-sc_threshold",
+        "0",
+    ]
+
+
+def chunk_args(
+    src: PathLike,
+    dst: PathLike,
+    *,
+    fps: Fraction,
+    start_frame: int,
+    end_frame: int | None,
+    analysis_size: tuple[int, int],
+    crf: int = 28,
+    preset: str = PROXY_PRESET,
+) -> list[str]:
+    """Proxy frames [start_frame, end_frame) (None: to the end) as video-only all-intra H.264, plus, on
+    stdout, the same frames (and the one before, to compare the first with) as raw BGR at `analysis_size`
+    for the scene scorer: one decode feeds both.
+
+    Frame n of the proxy is the source frame shown at the file's start + n/fps, the rule of the `fps`
+    filter (`start_time=0`, nearest rounding), whichever chunk it is encoded in:
+    * `-ss T -itsoffset T` with the same T: the seek lands on the keyframe at or before T
+      (`-noaccurate_seek`, so every frame from there is decoded and none is dropped before the filter),
+      and the two offsets cancel, so timestamps stay those of a single pass from the start of the file;
+    * the `fps` filter therefore puts each source frame on the same output frame as a single pass would
+      (it pads the frames before the first decoded one, which the `trim` then drops);
+    * `trim` by output frame number (start_pts/end_pts in the 1/fps time base) keeps exactly the chunk;
+      `-frames:v` stops the encoder, and with it the decoding, at the chunk's end.
+    """
+    fps = _check_fps(fps)
+    if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
+        raise ValueError(f"need 0 <= start_frame < end_frame, got [{start_frame}, {end_frame})")
+    seek = seconds_arg(frame_time(start_frame, fps))
+    first = max(0, start_frame - 1)  # the scorer's reference frame comes first
+    end = f":end_pts={end_frame}" if end_frame is not None else ""
+    width, height = analysis_size
+    graph = (
+        f"[0:v:0]fps=fps={_rate(fps)}:start_time=0:round=near,trim=start_pts={first}{end},setpts=PTS-STARTPTS,"
+        f"{proxy_scale_filter()},split=2[whole][small];"
+        f"[whole]trim=start_pts={start_frame - first},setpts=PTS-STARTPTS[chunk];"
+        f"[small]scale={width}:{height}:flags=bilinear,format=bgr24[scan]"
+    )
+    frames = ["-frames:v", str(end_frame - start_frame)] if end_frame is not None else []
+    return [
+        FFMPEG,
+        *_COMMON,
+        "-noaccurate_seek",
+        "-ss",
+        seek,
+        "-itsoffset",
+        seek,
+        "-i",
+        os.fspath(src),
+        "-filter_complex",
+        graph,
+        "-map",
+        "[chunk]",
+        "-an",
+        *_x264_intra(crf, preset),
+        "-fps_mode",
+        "passthrough",
+        "-r",
+        _rate(fps),
+        *frames,
+        *_FASTSTART,
+        "-f",
+        "mp4",
+        "-progress",
+        "pipe:2",
+        os.fspath(dst),
+        "-map",
+        "[scan]",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "pipe:1",
+    ]
+
+
+def join_args(concat_list: PathLike, audio_source: PathLike, dst: PathLike, *, audio_bitrate: str = "96k") -> list[str]:
+    """The proxy from its chunks (stream copy, listed in a concat file) and the source's audio, encoded
+    here once for the whole file: AAC encoded per chunk would prime (and pad) at every join.
+
+    Both inputs start at the file's start, as in a single pass, so the audio keeps its offset."""
+    return [
+        FFMPEG,
+        *_COMMON,
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        os.fspath(concat_list),
+        "-i",
+        os.fspath(audio_source),
+        "-map",
+        "0:v:0",
+        "-map",
+        "1:a:0?",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        audio_bitrate,
+        "-max_muxing_queue_size",
+        "4096",
+        *_FASTSTART,
+        "-f",
+        "mp4",
+        "-progress",
+        "pipe:2",
+        os.fspath(dst),
+    ]
+
+
+def chunked_segment_args(
+    concat_list: PathLike,
+    audio_source: PathLike | None,
+    dst: PathLike,
+    *,
+    offset_frames: int,
+    start_frame: int,
+    end_frame: int,
+    fps: Fraction,
+    audio_bitrate: str = "96k",
+) -> list[str]:
+    """Frames [start_frame, end_frame) of a proxy not yet joined: video copied from the chunks in
+    `concat_list` (the first starting at frame `offset_frames`), audio encoded from the source's span.
+
+    The concat demuxer seeks like a file: in all-intra chunks the frame itself. The audio is cut from the
+    source (accurate seek, so sample-exact at the clip's start): the whole-file audio exists only once the
+    proxy is joined, and a few seconds of AAC cost next to nothing.
+    """
+    fps = _check_fps(fps)
+    if not offset_frames <= start_frame < end_frame:
+        raise ValueError(f"need {offset_frames} <= start_frame < end_frame, got [{start_frame}, {end_frame})")
+    count = end_frame - start_frame
+    audio = (
+        [
+            "-ss",
+            seconds_arg(frame_time(start_frame, fps)),
+            "-t",
+            seconds_arg(Fraction(count) / fps),
+            "-i",
+            os.fspath(audio_source),
+        ]
+        if audio_source is not None
+        else []
+    )
+    return [
+        FFMPEG,
+        *_COMMON,
+        "-progress",
+        "pipe:2",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-protocol_whitelist",
+        "file,http,https,tcp,tls,crypto",  # the list names the chunks by signed URL
+        "-ss",
+        seconds_arg(frame_time(start_frame - offset_frames, fps)),
+        "-i",
+        os.fspath(concat_list),
+        *audio,
+        "-map",
+        "0:v:0",
+        *(["-map", "1:a:0?"] if audio_source is not None else []),
+        "-frames:v",
+        str(count),
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        audio_bitrate,
+        *_FASTSTART,
+        "-f",
+        "mp4",
+        os.fspath(dst),
+    ]
+
+
 def master_args(
     src: PathLike, dst: PathLike, *, crf: int = 18, preset: str = "medium", audio_bitrate: str = "256k"
 ) -> list[str]:

@@ -225,7 +225,9 @@ def _explain_failure(source: str, exc: MediaToolError, remote: bool) -> Exceptio
         return UnsupportedMedia(
             f"Reading the file took longer than {exc.timeout:g} s; it may be damaged.", reason="timeout"
         )
-    if not remote and "moov atom not found" in exc.stderr_tail and _looks_like_mp4(Path(source)):
+    # FFmpeg picks its mov demuxer only for data that starts like an MP4, so over a URL (a chunked encode
+    # probes the original where it is stored) the complaint alone says as much as the local header check.
+    if "moov atom not found" in exc.stderr_tail and (remote or _looks_like_mp4(Path(source))):
         return UnsupportedMedia(
             "The MP4 file is incomplete: its index (moov atom) is missing, so the upload or download was "
             "probably cut short. Upload the complete file again.",

@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from heaters.errors import PermanentError
-from heaters.media.ffmpeg import ProgressParser, stream_copy_args
+from heaters.media.ffmpeg import ProgressParser, chunked_segment_args, stream_copy_args
 from heaters.media.tools import run_tool
 
 
@@ -28,6 +28,37 @@ def copy_segment(
     expected = end_frame - start_frame
     args = stream_copy_args(
         source, dst, start_frame=start_frame, end_frame=end_frame, fps=fps, frame_count=frame_count, progress=True
+    )
+    report = ProgressParser(total_frames=expected)
+    run_tool(args, timeout=timeout, on_stderr_line=report)
+    frames = report.frames
+    if frames != expected or not dst.is_file() or dst.stat().st_size == 0:
+        raise PermanentError(f"{what} has {frames} frames instead of {expected}.")
+    return expected
+
+
+def copy_chunked_segment(
+    concat_list: Path,
+    audio_source: str | None,
+    dst: Path,
+    *,
+    offset_frames: int,
+    start_frame: int,
+    end_frame: int,
+    fps: Fraction,
+    timeout: float,
+    what: str = "The cut",
+) -> int:
+    """Frames [start_frame, end_frame) from chunk files listed in `concat_list`, checked like `copy_segment`."""
+    expected = end_frame - start_frame
+    args = chunked_segment_args(
+        concat_list,
+        audio_source,
+        dst,
+        offset_frames=offset_frames,
+        start_frame=start_frame,
+        end_frame=end_frame,
+        fps=fps,
     )
     report = ProgressParser(total_frames=expected)
     run_tool(args, timeout=timeout, on_stderr_line=report)

@@ -161,13 +161,22 @@ def _deliver(raw: bytes, tail: _StderrTail, on_line: StderrCallback | None, erro
         tail.add(line)
 
 
-def _pump_stdout(stream: IO[bytes], chunks: list[bytes], limit: int, errors: list[BaseException]) -> None:
+def _pump_stdout(
+    stream: IO[bytes],
+    chunks: list[bytes],
+    limit: int,
+    errors: list[BaseException],
+    sink: Callable[[bytes], None] | None = None,
+) -> None:
     size = 0
     try:
         while True:
             chunk = stream.read1(_READ_CHUNK) if hasattr(stream, "read1") else stream.read(_READ_CHUNK)
             if not chunk:
                 break
+            if sink is not None:  # a stream (raw frames) handed on as it comes, never held
+                sink(chunk)
+                continue
             size += len(chunk)
             if size > limit:
                 errors.append(OverflowError(f"stdout exceeded {limit} bytes"))
@@ -223,12 +232,15 @@ def run_tool(
     cwd: str | os.PathLike[str] | None = None,
     max_stdout_bytes: int = MAX_STDOUT_BYTES,
     niceness: int = 0,
+    on_stdout: Callable[[bytes], None] | None = None,
 ) -> CompletedTool:
     """Run `args` to completion within `timeout` seconds of wall-clock time, or kill it and raise.
 
     stdout is captured (ffprobe's JSON) up to `max_stdout_bytes`; stderr is streamed line by line to
     `on_stderr_line` (ffmpeg `-progress pipe:2`) and its last `STDERR_TAIL_BYTES` are kept for errors.
     `niceness` > 0 runs the tool at a lower CPU priority (`nice`), for work nobody waits on.
+    `on_stdout` receives stdout as it arrives instead (no limit, nothing kept); if it raises, the tool is
+    killed and the error raised here.
     """
     argv = [os.fspath(a) for a in args]
     if not argv:
@@ -260,7 +272,9 @@ def run_tool(
     out_chunks: list[bytes] = []
     readers = [
         threading.Thread(target=_pump_stderr, args=(proc.stderr, tail, on_stderr_line, errors), daemon=True),
-        threading.Thread(target=_pump_stdout, args=(proc.stdout, out_chunks, max_stdout_bytes, errors), daemon=True),
+        threading.Thread(
+            target=_pump_stdout, args=(proc.stdout, out_chunks, max_stdout_bytes, errors, on_stdout), daemon=True
+        ),
     ]
     for reader in readers:
         reader.start()

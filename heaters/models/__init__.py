@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from heaters.models.artifact import EMBEDDING_MODELS, ClipArtifact, Embedding
+from heaters.models.chunk import ProxyChunk
 from heaters.models.clip import Clip, Cut
 from heaters.models.job import JobClaim
 from heaters.models.review import ReviewLease, TempClip
@@ -32,6 +33,7 @@ __all__ = [
     "GenerationStrategy",
     "JobClaim",
     "KeyframeStrategy",
+    "ProxyChunk",
     "ReviewAction",
     "ReviewActionKind",
     "ReviewLease",

@@ -56,6 +56,11 @@ class SourceVideo(SQLModel, table=True):
         sa_column=Column(Text, nullable=False, server_default=VideoState.NEW.value),
     )
     needs_splicing: bool = Field(default=True, sa_column_kwargs={"server_default": text("true")})
+    # A chunked proxy's scan: frames [0, scanned_frames) are scored, clips cover [0, released_frames) and
+    # `released_clips` of them came from the scan (their segment numbers continue from there).
+    scanned_frames: int | None = None
+    released_frames: int | None = None
+    released_clips: int | None = None
     progress: float | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     downloaded_at: Timestamp = optional_time()

@@ -39,13 +39,27 @@ def mark_failed(session: Session, stage: Stage, entity_id: int, message: str) ->
         note_error(session, stage.entity, entity_id, f"{OPTIONAL_LABEL.get(stage, stage.key)} failed: {message}")
     elif stage.entity is Entity.VIDEO:
         videos_service.mark_failed(session, entity_id, VideoState(failed), message)
+    elif stage.entity is Entity.CHUNK:  # a chunk that cannot be encoded fails its video, which can be retried
+        note_error(session, Entity.CHUNK, entity_id, message)
+        video_id, index = _chunk_video(session, entity_id)
+        videos_service.mark_failed(session, video_id, VideoState(failed), f"Chunk {index + 1}: {message}")
     else:
         clips_service.transition(session, entity_id, ClipState(failed), last_error=message)
+
+
+def _chunk_video(session: Session, chunk_id: int) -> tuple[int, int]:
+    row = session.execute(
+        text("SELECT source_video_id, chunk_index FROM proxy_chunks WHERE id = :id"), {"id": chunk_id}
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def note_retry(stage: Stage) -> Callable[[Session, int, str], None]:
     def note(session: Session, entity_id: int, message: str) -> None:
         note_error(session, stage.entity, entity_id, message)
+        if stage.entity is Entity.CHUNK:  # shown on the video, whose page has no chunk of its own
+            video_id, index = _chunk_video(session, entity_id)
+            note_error(session, Entity.VIDEO, video_id, f"Chunk {index + 1}: {message}")
 
     return note
 

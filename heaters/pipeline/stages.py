@@ -17,14 +17,15 @@ class Entity(StrEnum):
 
     VIDEO = "video"
     CLIP = "clip"
+    CHUNK = "chunk"  # a part of a video's proxy (`proxy_chunks`)
 
     @property
     def table(self) -> str:
-        return {Entity.VIDEO: "source_videos", Entity.CLIP: "clips"}[self]
+        return {Entity.VIDEO: "source_videos", Entity.CLIP: "clips", Entity.CHUNK: "proxy_chunks"}[self]
 
     def topics(self, entity_id: int) -> list[str]:
         """Where the live pages hear of this entity's stage runs."""
-        plural = {Entity.VIDEO: "videos", Entity.CLIP: "clips"}[self]
+        plural = {Entity.VIDEO: "videos", Entity.CLIP: "clips", Entity.CHUNK: "chunks"}[self]
         return ["stages", plural, f"{self.value}:{entity_id}"]
 
 
@@ -36,6 +37,9 @@ def in_states(*states: StrEnum) -> str:
 class Stage(Enum):
     DOWNLOAD = ("video.download", Queue.MEDIA_PROCESSING, Entity.VIDEO)
     ENCODE = ("video.encode", Queue.MEDIA_PROCESSING, Entity.VIDEO)
+    # A chunked proxy: each chunk encoded and scored by any worker, then the chunks joined into the proxy.
+    ENCODE_CHUNK = ("video.encode_chunk", Queue.MEDIA_PROCESSING, Entity.CHUNK)
+    JOIN_PROXY = ("video.join_proxy", Queue.MEDIA_PROCESSING, Entity.VIDEO)
     DETECT_SCENES = ("video.detect_scenes", Queue.MEDIA_PROCESSING, Entity.VIDEO)
     MASTER = ("video.encode_master", Queue.ARCHIVAL, Entity.VIDEO)
     EXPORT = ("clip.export", Queue.EXPORTS, Entity.CLIP)
@@ -81,12 +85,21 @@ V, C = VideoState, ClipState
 
 NEEDS_WORK: dict[Stage, str] = {
     Stage.DOWNLOAD: f"{in_states(V.NEW, V.DOWNLOADING)} AND original_url IS NOT NULL AND filepath IS NULL",
-    Stage.ENCODE: f"{in_states(V.DOWNLOADED, V.ENCODING)} AND filepath IS NOT NULL AND proxy_filepath IS NULL",
+    Stage.ENCODE: f"{in_states(V.DOWNLOADED, V.ENCODING)} AND filepath IS NOT NULL AND proxy_filepath IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM proxy_chunks k WHERE k.source_video_id = source_videos.id)",
+    Stage.ENCODE_CHUNK: "encoded_at IS NULL AND EXISTS (SELECT 1 FROM source_videos v "
+    f"WHERE v.id = proxy_chunks.source_video_id AND v.{in_states(V.ENCODING)})",
+    Stage.JOIN_PROXY: f"{in_states(V.ENCODING)} AND proxy_filepath IS NULL "
+    "AND EXISTS (SELECT 1 FROM proxy_chunks k WHERE k.source_video_id = source_videos.id) "
+    "AND NOT EXISTS (SELECT 1 FROM proxy_chunks k WHERE k.source_video_id = source_videos.id "
+    "AND k.encoded_at IS NULL)",
     Stage.DETECT_SCENES: f"{in_states(V.ENCODED, V.DETECTING_SCENES)} AND needs_splicing "
     "AND proxy_filepath IS NOT NULL",
-    Stage.MASTER: "master_filepath IS NULL AND proxy_filepath IS NOT NULL AND filepath IS NOT NULL",
+    Stage.MASTER: "master_filepath IS NULL AND proxy_filepath IS NOT NULL AND filepath IS NOT NULL "
+    "AND NOT needs_splicing",
     Stage.EXPORT: f"{in_states(C.REVIEW_APPROVED, C.EXPORTING)} AND clip_filepath IS NULL AND (reviewed_at IS NULL "
-    "OR reviewed_at <= now() - make_interval(secs => :export_grace))",
+    "OR reviewed_at <= now() - make_interval(secs => :export_grace)) AND EXISTS (SELECT 1 FROM source_videos v "
+    "WHERE v.id = clips.source_video_id AND v.proxy_filepath IS NOT NULL)",
     Stage.KEYFRAMES: f"{in_states(C.EXPORTED, C.KEYFRAMING)} AND clip_filepath IS NOT NULL",
     Stage.EMBED: in_states(C.KEYFRAMED, C.EMBEDDING),
     Stage.BACKFILL: f"{in_states(C.EMBEDDED)} AND NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.clip_id = clips.id "
@@ -96,6 +109,8 @@ NEEDS_WORK: dict[Stage, str] = {
 FAILED_STATE: dict[Stage, StrEnum] = {
     Stage.DOWNLOAD: V.DOWNLOAD_FAILED,
     Stage.ENCODE: V.ENCODING_FAILED,
+    Stage.ENCODE_CHUNK: V.ENCODING_FAILED,  # the chunk's video fails with it
+    Stage.JOIN_PROXY: V.ENCODING_FAILED,
     Stage.DETECT_SCENES: V.DETECT_SCENES_FAILED,
     Stage.EXPORT: C.EXPORT_FAILED,
     Stage.KEYFRAMES: C.KEYFRAME_FAILED,

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from heaters import metrics
 from heaters.adapters import get_media_urls, get_playback_cache, get_storage
 from heaters.db import unit_of_work
 from heaters.errors import PermanentError
-from heaters.media.segments import copy_segment
+from heaters.media.segments import copy_chunked_segment, copy_segment
 from heaters.pipeline.claims import worker_identity
 from heaters.pipeline.runner import error_message
 from heaters.playback import names, service
 from heaters.playback.cache import PlaybackCache
 from heaters.settings import get_settings
 from heaters.storage.s3 import redact_signed_urls
+from heaters.videos.chunk_encode import write_concat_list
 
 log = logging.getLogger(__name__)
 URL_TTL_SECONDS = 600  # long enough for one stream copy; the URL never reaches a browser
@@ -50,6 +52,50 @@ def cut(job: service.GenerationJob, source: str, cache: PlaybackCache, *, timeou
         part.unlink(missing_ok=True)
 
 
+def cut_from_chunks(job: service.GenerationJob, cache: PlaybackCache, *, timeout: float) -> Path:
+    """A clip of a video still being encoded: video copied from its chunk files, audio from the original."""
+    if job.fps is None or not job.chunks:
+        raise PermanentError("The part of the video holding this clip is not encoded yet.")
+    urls = get_media_urls()
+    part = cache.partial(job.filename)
+    listing = part.with_name(part.name + ".ffconcat")
+    try:
+        write_concat_list([urls.get_url(key, expires_in=URL_TTL_SECONDS) for key, _ in job.chunks], listing)
+        audio = get_storage().presigned_get(job.original_key, expires_in=URL_TTL_SECONDS) if job.original_key else None
+        copy_chunked_segment(
+            listing,
+            audio,
+            part,
+            offset_frames=job.chunks[0][1],
+            start_frame=job.start_frame,
+            end_frame=job.end_frame,
+            fps=job.fps,
+            timeout=timeout,
+            what="The temp clip",
+        )
+        return cache.commit(part, job.filename)
+    finally:
+        part.unlink(missing_ok=True)
+        listing.unlink(missing_ok=True)
+
+
+def _cut_any(job: service.GenerationJob, timeout: float) -> Path:
+    """From the proxy; from the chunks while there is none, or from the proxy if it was joined meanwhile."""
+    cache = get_playback_cache()
+    if job.proxy_key is None and job.chunks:
+        try:
+            return cut_from_chunks(job, cache, timeout=timeout)
+        except Exception:
+            with unit_of_work() as session:
+                proxy_key = service.proxy_of_clip(session, job.clip_id)
+            if proxy_key is None:
+                raise
+            log.info("temp_clips.joined clip=%s: cut from the proxy joined meanwhile", job.clip_id)
+            job = replace(job, proxy_key=proxy_key)
+    source = get_media_urls().get_url(job.proxy_key, expires_in=URL_TTL_SECONDS) if job.proxy_key else ""
+    return cut(job, source, cache, timeout=timeout)
+
+
 def generate(temp_clip_id: int) -> None:
     settings = get_settings()
     with unit_of_work() as session:
@@ -61,8 +107,7 @@ def generate(temp_clip_id: int) -> None:
         return
     started = time.perf_counter()
     try:
-        source = get_media_urls().get_url(job.proxy_key, expires_in=URL_TTL_SECONDS) if job.proxy_key else ""
-        path = cut(job, source, get_playback_cache(), timeout=settings.temp_clip_timeout_seconds)
+        path = _cut_any(job, settings.temp_clip_timeout_seconds)
         key = None
         if settings.playback_shared:
             key = names.s3_key(job.filename)

@@ -46,6 +46,10 @@ class GenerationJob:
     frame_count: int | None
     proxy_key: str | None
     worker_id: str
+    # A video whose proxy is still being encoded in chunks: the chunk files holding the clip, as
+    # (key, first frame) in order, and the original for the clip's audio.
+    chunks: tuple[tuple[str, int], ...] = ()
+    original_key: str | None = None
 
 
 def _millis() -> int:
@@ -141,7 +145,7 @@ def take(session: Session, temp_clip_id: int, worker_id: str, *, lease_seconds: 
                  WHERE t.id = :id AND c.id = t.clip_id AND t.state = 'generating'
                    AND (t.worker_id IS NULL OR t.lease_until < now())
                 RETURNING t.id, t.clip_id, t.filename, c.start_frame, c.end_frame, v.fps_num, v.fps_den,
-                          v.frame_count, v.proxy_filepath
+                          v.frame_count, v.proxy_filepath, v.id AS video_id, v.filepath AS original_key
                 """
             ),
             {"id": temp_clip_id, "worker": worker_id, "lease": lease_seconds},
@@ -151,7 +155,12 @@ def take(session: Session, temp_clip_id: int, worker_id: str, *, lease_seconds: 
     )
     if row is None:
         return None
+    chunks: tuple[tuple[str, int], ...] = ()
+    if row["proxy_filepath"] is None:
+        chunks = chunks_holding(session, int(row["video_id"]), row["start_frame"], row["end_frame"])
     return GenerationJob(
+        chunks=chunks,
+        original_key=row["original_key"],
         temp_clip_id=row["id"],
         clip_id=row["clip_id"],
         filename=row["filename"],
@@ -162,6 +171,33 @@ def take(session: Session, temp_clip_id: int, worker_id: str, *, lease_seconds: 
         proxy_key=row["proxy_filepath"],
         worker_id=worker_id,
     )
+
+
+def proxy_of_clip(session: Session, clip_id: int) -> str | None:
+    row = session.execute(
+        text("SELECT v.proxy_filepath FROM clips c JOIN source_videos v ON v.id = c.source_video_id WHERE c.id = :id"),
+        {"id": clip_id},
+    ).first()
+    return str(row[0]) if row and row[0] else None
+
+
+def chunks_holding(session: Session, video_id: int, start_frame: int, end_frame: int) -> tuple[tuple[str, int], ...]:
+    """The encoded chunk files that together hold frames [start_frame, end_frame), or () if any is missing."""
+    rows = session.execute(
+        text(
+            "SELECT filepath, start_frame, frame_count FROM proxy_chunks WHERE source_video_id = :video "
+            "AND start_frame < :end AND start_frame + coalesce(frame_count, 0) > :start ORDER BY start_frame"
+        ),
+        {"video": video_id, "start": start_frame, "end": end_frame},
+    ).all()
+    covered = start_frame
+    for key, first, count in rows:
+        if key is None or first > covered:
+            return ()
+        covered = first + count
+    if covered < end_frame:
+        return ()
+    return tuple((str(key), int(first)) for key, first, _ in rows)
 
 
 def mark_ready(session: Session, job: GenerationJob, *, size_bytes: int, generate_ms: int, s3_key: str | None) -> bool:

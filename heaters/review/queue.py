@@ -110,7 +110,10 @@ def cards(session: Session, clip_ids: Sequence[int], holder: str) -> dict[int, d
 
 def timeline(session: Session, video_id: int) -> dict[str, Any]:
     """The whole video: every live clip as a segment, every cut with its score."""
-    video = session.execute(text("SELECT frame_count FROM source_videos WHERE id = :id"), {"id": video_id}).first()
+    # While a chunked proxy is still being scanned, the timeline reaches as far as the scan.
+    video = session.execute(
+        text("SELECT coalesce(frame_count, scanned_frames) FROM source_videos WHERE id = :id"), {"id": video_id}
+    ).first()
     total = int(video[0]) if video and video[0] else 0
     clips = session.execute(
         text(

@@ -32,6 +32,11 @@ def proxy_key(title: str | None, video_id: int) -> str:
     return f"proxies/{sanitize(title, fallback='unknown')}_{video_id}_proxy.mp4"
 
 
+def chunk_key(video_id: int, index: int) -> str:
+    """A proxy chunk: kept until the chunks are joined into the proxy."""
+    return f"proxy_chunks/{video_id}/{index:05d}.mp4"
+
+
 def master_key(title: str | None, video_id: int) -> str:
     return f"masters/{sanitize(title, fallback='unknown')}_{video_id}_master.mp4"
 

@@ -157,8 +157,12 @@ def check_complete(source: MediaInfo, output: MediaInfo, *, output_container_sec
     or its whole container (`output_container_seconds`) does. Only a shortfall is an error: a proxy may be
     a little longer (CFR conversion repeats the first frame when a source's video starts after its audio).
     """
-    expected = source.duration_seconds
-    covered = max(output.duration_seconds, output_container_seconds or 0.0)
+    check_covers(source.duration_seconds, max(output.duration_seconds, output_container_seconds or 0.0))
+
+
+def check_covers(expected: float, covered: float) -> None:
+    """`covered` seconds of output for a source of `expected` seconds: short by more than the tolerance is
+    an incomplete source."""
     tolerance = max(DURATION_TOLERANCE_SECONDS, DURATION_TOLERANCE_FRACTION * expected)
     if expected - covered > tolerance:
         raise UnsupportedMedia(
@@ -180,11 +184,13 @@ def container_seconds(path: str | os.PathLike[str], *, timeout: float) -> float 
         return None
 
 
-def check_proxy(info: MediaInfo, fps: Fraction) -> None:
-    """What every later stage relies on: >= 2 frames, even size within 1280x720 (either way round), the rate."""
+def check_proxy(info: MediaInfo, fps: Fraction, *, min_frames: int = 2) -> None:
+    """What every later stage relies on: >= 2 frames, even size within 1280x720 (either way round), the rate.
+
+    A chunk (`min_frames=1`) may be a single frame: the last one of a video."""
     long_side, short_side = max(info.width, info.height), min(info.width, info.height)
     problems = []
-    if info.frame_count < 2:
+    if info.frame_count < min_frames:
         problems.append(f"{info.frame_count} frames")
     if info.width % 2 or info.height % 2:
         problems.append(f"odd size {info.width}x{info.height}")
@@ -197,10 +203,16 @@ def check_proxy(info: MediaInfo, fps: Fraction) -> None:
 
 
 def _run_encode(
-    args: list[str], partial: Path, deadline: _Deadline, parser: ProgressParser, *, niceness: int = 0
+    args: list[str],
+    partial: Path,
+    deadline: _Deadline,
+    parser: ProgressParser,
+    *,
+    niceness: int = 0,
+    on_stdout: Callable[[bytes], None] | None = None,
 ) -> None:
     try:
-        run_tool(args, timeout=deadline.remaining(), on_stderr_line=parser, niceness=niceness)
+        run_tool(args, timeout=deadline.remaining(), on_stderr_line=parser, niceness=niceness, on_stdout=on_stdout)
     except MediaToolTimeout:
         _remove(partial)
         raise

@@ -27,7 +27,7 @@ from heaters.pipeline.dispatch import schedule
 from heaters.pipeline.runner import StageContext
 from heaters.pipeline.stages import Stage
 from heaters.storage import keys
-from heaters.videos import service
+from heaters.videos import chunk_stages, service
 from heaters.videos.download import download
 from heaters.videos.encode import encode_master, encode_proxy
 
@@ -96,7 +96,12 @@ def run_download(ctx: StageContext) -> None:
 
 
 def run_encode(ctx: StageContext) -> None:
-    """The proxy: all-intra, CFR, at most 720p. The master is its own stage, after scene detection."""
+    """The proxy: all-intra, CFR, at most 720p. The master is its own stage, after scene detection.
+
+    With `PROXY_CHUNK_SECONDS` > 0 (the default) this only plans the chunks (heaters.videos.chunk_stages)."""
+    if ctx.settings.proxy_chunk_seconds > 0:
+        chunk_stages.plan(ctx)
+        return
     with unit_of_work() as session:
         video = _video(session, ctx.entity_id)
         if video.proxy_filepath:
@@ -145,8 +150,6 @@ def run_encode(ctx: StageContext) -> None:
         )
         ctx.complete(session)
         schedule(session, Stage.DETECT_SCENES, ctx.entity_id)
-        if ctx.settings.master_enabled:
-            schedule(session, Stage.MASTER, ctx.entity_id)
     events.publish(
         "video.state", topics=events.video_topics(ctx.entity_id), video_id=ctx.entity_id, state=VideoState.ENCODED.value
     )
@@ -157,10 +160,12 @@ def run_detect_scenes(ctx: StageContext) -> None:
         video = _video(session, ctx.entity_id)
         if not video.needs_splicing:
             ctx.complete(session)
+            _schedule_master(session, ctx)
             return
         if _has_scene_clips(session, ctx.entity_id):  # a previous run wrote them; only the flag is missing
             service.finish_detection(session, ctx.entity_id)
             ctx.complete(session)
+            _schedule_master(session, ctx)
             return
         if not video.proxy_filepath or video.fps is None or not video.frame_count:
             raise PermanentError("The proxy or its metadata is missing; retry the encode.")
@@ -190,6 +195,7 @@ def run_detect_scenes(ctx: StageContext) -> None:
         clip_ids = write_cuts_and_clips(session, ctx.entity_id, kept, frame_count)
         service.finish_detection(session, ctx.entity_id)
         ctx.complete(session)
+        _schedule_master(session, ctx)
         counts = pending_counts(session, ctx.entity_id)
         # Sent after the commit: open review queues and the counts pick the new clips up.
         events.publish(
@@ -201,6 +207,12 @@ def run_detect_scenes(ctx: StageContext) -> None:
             video_pending=counts.video,
         )
     log.info("video.detect_scenes %s: %s cuts, %s clips", ctx.entity_id, len(kept), len(clip_ids))
+
+
+def _schedule_master(session: Session, ctx: StageContext) -> None:
+    """The archival master waits for the scan: reviewers wait on the scan, nobody waits on the master."""
+    if ctx.settings.master_enabled:
+        schedule(session, Stage.MASTER, ctx.entity_id)
 
 
 def _has_scene_clips(session: Session, video_id: int) -> bool:

@@ -8,6 +8,7 @@ import dramatiq
 
 from heaters.pipeline.runner import run_stage
 from heaters.pipeline.stages import Stage
+from heaters.videos import chunk_stages
 from heaters.videos import stages as video_stages
 
 # Retries are ours (job_claims, with backoff and a cap), so Dramatiq's own are off for these actors.
@@ -37,3 +38,13 @@ def detect_scenes(video_id: int) -> None:
 @dramatiq.actor(actor_name=Stage.MASTER.actor_name, queue_name=Stage.MASTER.queue.value, **OPTIONS)
 def encode_master(video_id: int) -> None:
     _run(Stage.MASTER, video_id, video_stages.run_encode_master)
+
+
+@dramatiq.actor(actor_name=Stage.ENCODE_CHUNK.actor_name, queue_name=Stage.ENCODE_CHUNK.queue.value, **OPTIONS)
+def encode_chunk(chunk_id: int) -> None:
+    _run(Stage.ENCODE_CHUNK, chunk_id, chunk_stages.run_encode_chunk)
+
+
+@dramatiq.actor(actor_name=Stage.JOIN_PROXY.actor_name, queue_name=Stage.JOIN_PROXY.queue.value, **OPTIONS)
+def join_proxy(video_id: int) -> None:
+    _run(Stage.JOIN_PROXY, video_id, chunk_stages.run_join_proxy)

@@ -1,4 +1,4 @@
-"""Crashes and races: a SIGKILLed worker mid-encode, and Dispatcher ticks while work is running."""
+"""Crashes and races: a SIGKILLed worker mid-encode (single pass), and Dispatcher ticks while work is running."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from sqlalchemy import Engine
 from heaters.adapters import get_storage
 from tests.fixtures.workers import claim_row, clip_rows, run_cli, video_row, wait_for
 from tests.media import synth
+
+# The single-pass encode (a chunk killed mid-encode: tests/pipeline/test_chunked_pipeline.py).
+SINGLE_PASS = {"MASTER_ENABLED": "false", "PROXY_CHUNK_SECONDS": "0"}
 
 
 def _long_source(tmp_path: Path) -> synth.SynthVideo:
@@ -37,7 +40,7 @@ def test_a_worker_killed_mid_encode_is_replaced_and_the_video_completes(
     tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     source = _long_source(tmp_path)
-    first = start_worker(MASTER_ENABLED="false")
+    first = start_worker(**SINGLE_PASS)
     video_id = int(run_cli(pipeline_env, "ingest", str(source.path)).stdout.strip())
     wait_for(
         lambda: _encoding_with_progress(engine, video_id), timeout=120, what="the encode to start", logs=[first.log]
@@ -48,9 +51,9 @@ def test_a_worker_killed_mid_encode_is_replaced_and_the_video_completes(
     claim = claim_row(engine, "video.encode", video_id)
     assert claim is not None and claim["state"] == "running" and claim["attempts"] == 1
 
-    second = start_worker(MASTER_ENABLED="false")
+    second = start_worker(**SINGLE_PASS)
     time.sleep(11)  # the killed worker's 10 s lease runs out; nothing extends it any more
-    result = run_cli({**pipeline_env, "MASTER_ENABLED": "false"}, "dispatch")
+    result = run_cli({**pipeline_env, **SINGLE_PASS}, "dispatch")
     sent = json.loads(result.stdout)
     assert sent["video.encode"] == 1, (
         claim_row(engine, "video.encode", video_id),
