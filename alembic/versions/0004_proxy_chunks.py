@@ -48,9 +48,11 @@ def upgrade() -> None:
     op.add_column("source_videos", sa.Column("scanned_frames", sa.Integer(), nullable=True))
     op.add_column("source_videos", sa.Column("released_frames", sa.Integer(), nullable=True))
     op.add_column("source_videos", sa.Column("released_clips", sa.Integer(), nullable=True))
+    op.add_column("source_videos", sa.Column("scan_state", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("source_videos", "scan_state")
     op.drop_column("source_videos", "released_clips")
     op.drop_column("source_videos", "released_frames")
     op.drop_column("source_videos", "scanned_frames")

@@ -186,6 +186,7 @@ def chunk_args(
     analysis_size: tuple[int, int],
     crf: int = 28,
     preset: str = PROXY_PRESET,
+    scan: bool = True,
 ) -> list[str]:
     """Proxy frames [start_frame, end_frame) (None: to the end) as video-only all-intra H.264, plus, on
     stdout, the same frames (and the one before, to compare the first with) as raw BGR at `analysis_size`
@@ -200,6 +201,8 @@ def chunk_args(
       (it pads the frames before the first decoded one, which the `trim` then drops);
     * `trim` by output frame number (start_pts/end_pts in the 1/fps time base) keeps exactly the chunk;
       `-frames:v` stops the encoder, and with it the decoding, at the chunk's end.
+
+    `scan=False` leaves the scorer's stream out (bench/chunk_scan.py measures what it costs).
     """
     fps = _check_fps(fps)
     if start_frame < 0 or (end_frame is not None and end_frame <= start_frame):
@@ -214,6 +217,12 @@ def chunk_args(
         f"[whole]trim=start_pts={start_frame - first},setpts=PTS-STARTPTS[chunk];"
         f"[small]scale={width}:{height}:flags=bilinear,format=bgr24[scan]"
     )
+    if not scan:
+        graph = (
+            f"[0:v:0]fps=fps={_rate(fps)}:start_time=0:round=near,trim=start_pts={start_frame}{end},"
+            f"setpts=PTS-STARTPTS,{proxy_scale_filter()}[chunk]"
+        )
+    scan_output = ["-map", "[scan]", "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"] if scan else []
     frames = ["-frames:v", str(end_frame - start_frame)] if end_frame is not None else []
     return [
         FFMPEG,
@@ -242,13 +251,7 @@ def chunk_args(
         "-progress",
         "pipe:2",
         os.fspath(dst),
-        "-map",
-        "[scan]",
-        "-fps_mode",
-        "passthrough",
-        "-f",
-        "rawvideo",
-        "pipe:1",
+        *scan_output,
     ]
 
 

@@ -19,7 +19,9 @@ frame. So:
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
@@ -30,6 +32,8 @@ from scenedetect import FrameTimecode
 from scenedetect.detectors import AdaptiveDetector, ContentDetector, HistogramDetector
 
 from heaters.media.scenes import DetectedCut, DetectorName, SceneDetectionError, _normalise, _RecentScores, _score_key
+
+log = logging.getLogger(__name__)
 
 # The analysis size: the long side of the frames the detector sees, as SceneManager's auto-downscale picks.
 ANALYSIS_LONG_SIDE = 256
@@ -131,6 +135,98 @@ def _replay_detector(detector: DetectorName, *, threshold: float | None, min_sce
     raise ValueError(f"unknown scene detector {detector!r}")
 
 
+class _Window:
+    """The scores of frames [offset, offset + len(values)), looked up by frame number."""
+
+    def __init__(self, offset: int, values: Sequence[float]) -> None:
+        self.offset, self.values = offset, values
+
+    def __getitem__(self, frame: int) -> float:
+        return self.values[frame - self.offset]
+
+
+class Replay:
+    """A detector run over scores, fed a chunk at a time; `dumps` saves it between jobs, `loads` resumes it.
+
+    Resuming makes a long video's scan linear instead of quadratic (a three-hour video has 540 chunks). The
+    saved state is only a cache: `loads` returns None for anything it cannot use, and the caller replays
+    from frame 0, which gives the same cuts.
+    """
+
+    VERSION = 1
+
+    def __init__(
+        self, detector: DetectorName, *, threshold: float | None, min_scene_len_frames: int, fps: Fraction
+    ) -> None:
+        self.detector = detector
+        self.key = (detector, threshold, min_scene_len_frames, Fraction(fps))
+        self.rate = Fraction(fps)
+        self.instance = _replay_detector(detector, threshold=threshold, min_scene_len_frames=min_scene_len_frames)
+        self.stats = _RecentScores(
+            _score_key(detector, self.instance), horizon=int(self.instance.event_buffer_length) + 2
+        )
+        self.instance.stats_manager = self.stats
+        self.frames = 0
+        self.found: list[DetectedCut] = []
+        self.finished = False
+
+    def _collect(self, timecodes: list[Any]) -> None:
+        for timecode in timecodes:
+            frame = int(timecode.frame_num)
+            if self.found and frame <= self.found[-1].frame:
+                raise SceneDetectionError(f"The {self.detector} detector emitted cut {frame} after {self.found[-1]}")
+            self.found.append(DetectedCut(frame, _normalise(self.stats.scores.get(frame), self.stats.key)))
+
+    def feed(self, scores: Sequence[float]) -> None:
+        """The scores of the next frames, [self.frames, self.frames + len(scores))."""
+        if self.finished:
+            raise ValueError("this replay has reached the end of the video")
+        self.instance.scores = _Window(self.frames, scores)
+        for frame in range(self.frames, self.frames + len(scores)):
+            self._collect(self.instance.process_frame(FrameTimecode(frame, self.rate), None))
+            self.stats.forget_before(frame)
+        self.frames += len(scores)
+        self.instance.scores = None
+
+    def finish(self) -> None:
+        """The end of the video: the detector's end step runs (no frame may follow)."""
+        if self.frames and not self.finished:
+            self._collect(self.instance.post_process(FrameTimecode(self.frames - 1, self.rate)))
+        self.finished = True
+
+    @property
+    def cuts(self) -> list[DetectedCut]:
+        return [cut for cut in self.found if 0 < cut.frame < self.frames]
+
+    def dumps(self) -> bytes:
+        return pickle.dumps((self.VERSION, self.key, self), protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def loads(
+        cls,
+        data: bytes | None,
+        detector: DetectorName,
+        *,
+        threshold: float | None,
+        min_scene_len_frames: int,
+        fps: Fraction,
+    ) -> Replay | None:
+        """A saved replay for these settings, or None (none saved, other settings, another library version)."""
+        if not data:
+            return None
+        try:
+            version, key, replay = pickle.loads(data)  # our own bytes, from our own database
+        except Exception as error:  # a state from another release is only a cache miss
+            log.warning(
+                "scene_scores.replay_state_unusable (%s: %s); replaying from frame 0", type(error).__name__, error
+            )
+            return None
+        wanted = (detector, threshold, min_scene_len_frames, Fraction(fps))
+        if version != cls.VERSION or key != wanted or not isinstance(replay, Replay) or replay.finished:
+            return None
+        return replay
+
+
 def replay_cuts(
     scores: Sequence[float],
     *,
@@ -145,27 +241,11 @@ def replay_cuts(
     `finished` says these are all the video's frames (the detector's end-of-video step runs). Cuts are
     returned in the order emitted, which is frame order; anything else is a detector we do not understand.
     """
-    instance = _replay_detector(detector, threshold=threshold, min_scene_len_frames=min_scene_len_frames)
-    instance.scores = scores
-    stats = _RecentScores(_score_key(detector, instance), horizon=int(instance.event_buffer_length) + 2)
-    instance.stats_manager = stats
-    found: list[DetectedCut] = []
-
-    def collect(timecodes: list[Any]) -> None:
-        for timecode in timecodes:
-            frame = int(timecode.frame_num)
-            found.append(DetectedCut(frame, _normalise(stats.scores.get(frame), stats.key)))
-
-    rate = Fraction(fps)
-    for frame in range(len(scores)):
-        collect(instance.process_frame(FrameTimecode(frame, rate), None))
-        stats.forget_before(frame)
-    if finished and scores:
-        collect(instance.post_process(FrameTimecode(len(scores) - 1, rate)))
-    frames = [cut.frame for cut in found]
-    if frames != sorted(set(frames)):
-        raise SceneDetectionError(f"The {detector} detector emitted cuts out of order: {frames}")
-    return [cut for cut in found if 0 < cut.frame < len(scores)]
+    replay = Replay(detector, threshold=threshold, min_scene_len_frames=min_scene_len_frames, fps=fps)
+    replay.feed(scores)
+    if finished:
+        replay.finish()
+    return replay.cuts
 
 
 def settle_frames(detector: DetectorName, *, min_scene_len_frames: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Index, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, Column, Index, LargeBinary, Text, text
 from sqlmodel import Field, SQLModel
 
 from heaters.models._base import Timestamp, created_at, optional_time, updated_at
@@ -61,6 +61,9 @@ class SourceVideo(SQLModel, table=True):
     scanned_frames: int | None = None
     released_frames: int | None = None
     released_clips: int | None = None
+    # The scan's detector after `scanned_frames` frames (heaters.media.scene_scores.Replay), so the next
+    # chunk's scan resumes instead of replaying from frame 0. Only a cache: without it the scan replays.
+    scan_state: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     progress: float | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     downloaded_at: Timestamp = optional_time()

@@ -26,7 +26,7 @@ from heaters.db import unit_of_work
 from heaters.errors import InvalidTransition, NotFound, PermanentError
 from heaters.media.ffmpeg import proxy_fps
 from heaters.media.probe import UnsupportedMedia, probe
-from heaters.media.scene_scores import analysis_size, pack_scores, replay_cuts, settle_frames, unpack_scores
+from heaters.media.scene_scores import Replay, analysis_size, pack_scores, settle_frames, unpack_scores
 from heaters.models import Clip, ClipState, Cut, ProxyChunk, SourceVideo, VideoState
 from heaters.pipeline import claims
 from heaters.pipeline.dispatch import schedule
@@ -260,28 +260,27 @@ def release_scanned(session: Session, video: SourceVideo, settings: Settings) ->
     check_contiguous(states)
     prefix = scanned_prefix(states)
     by_index = {r.chunk_index: r for r in rows}
-    scores: list[float] = []
-    for chunk in prefix:
-        scores.extend(unpack_scores(by_index[chunk.index].scores or b""))
     finished = len(prefix) == len(rows)
     encoded = sum(1 for s in states if s.encoded)
     min_len = max(1, round(settings.min_scene_seconds * video.fps))
     already = video.released_frames or 0
+    options = {"threshold": settings.scene_threshold, "min_scene_len_frames": min_len, "fps": video.fps}
+    replay = Replay.loads(video.scan_state, settings.scene_detector, **options)  # type: ignore[arg-type]
+    starts = {sum(c.frame_count or 0 for c in prefix[:i]): i for i in range(len(prefix) + 1)}
+    if replay is None or replay.frames not in starts:  # no usable state: replay from frame 0
+        replay = Replay(settings.scene_detector, **options)  # type: ignore[arg-type]
+    for chunk in prefix[starts[replay.frames] :]:
+        replay.feed(unpack_scores(by_index[chunk.index].scores or b""))
+    scanned = replay.frames
     new_clips = 0
-    if scores and (finished or len(scores) > already):
-        if finished and len(scores) < 2:
-            raise PermanentError(f"The video has {len(scores)} frame(s); a proxy needs at least 2.")
-        cuts = replay_cuts(
-            scores,
-            detector=settings.scene_detector,
-            threshold=settings.scene_threshold,
-            min_scene_len_frames=min_len,
-            fps=video.fps,
-            finished=finished,
-        )
+    if finished and scanned < 2:
+        raise PermanentError(f"The video has {scanned} frame(s); a proxy needs at least 2.")
+    if scanned and (finished or scanned > already):
+        if finished:
+            replay.finish()
         result = release(
-            cuts,
-            scanned=len(scores),
+            replay.cuts,
+            scanned=scanned,
             finished=finished,
             released_frames=already,
             min_len=min_len,
@@ -290,15 +289,16 @@ def release_scanned(session: Session, video: SourceVideo, settings: Settings) ->
         new_clips = _write_release(session, video, result.segments, result.end_cuts)
         video.released_frames = result.released_frames
         video.released_clips = (video.released_clips or 0) + new_clips
-    video.scanned_frames = len(scores)
+    video.scanned_frames = scanned
+    video.scan_state = None if finished else replay.dumps()
     video.progress = round(100.0 * encoded / max(1, len(rows)), 1)
     if finished:
-        video.frame_count = len(scores)
+        video.frame_count = scanned
         video.needs_splicing = False
         video.spliced_at = datetime.now(UTC)
     session.add(video)
     session.flush()
-    return ReleaseOutcome(encoded, len(rows), len(scores), new_clips, finished)
+    return ReleaseOutcome(encoded, len(rows), scanned, new_clips, finished)
 
 
 def _write_release(session: Session, video: SourceVideo, segments: list[tuple[int, int]], end_cuts: list) -> int:
