@@ -85,6 +85,12 @@ def proxy_fps(source_fps: Fraction) -> Fraction:
     return nearest if abs(fps - nearest) <= nearest / 2000 else fps
 
 
+def proxy_fps_filter(fps: Fraction) -> str:
+    """Frame n is the source frame on screen at the file's start + n/fps: the single pass's rule and every
+    chunk's (`chunk_args`), so both put the same source frame on each proxy frame, VFR sources included."""
+    return f"fps=fps={_rate(_check_fps(fps))}:start_time=0:round=near"
+
+
 def proxy_scale_filter(max_long: int = PROXY_MAX_LONG_SIDE, max_short: int = PROXY_MAX_SHORT_SIDE) -> str:
     """Fit inside max_long x max_short for the frame's orientation, never upscale, round down to even."""
     w = f"'if(gte(iw,ih),min({max_long},iw),min({max_short},iw))'"
@@ -115,7 +121,7 @@ def proxy_args(
         os.fspath(src),
         *_MAP_VIDEO_AND_AUDIO,
         "-vf",
-        proxy_scale_filter(),
+        f"{proxy_fps_filter(fps)},{proxy_scale_filter()}",
         "-fps_mode",
         "cfr",
         "-r",
@@ -212,14 +218,14 @@ def chunk_args(
     end = f":end_pts={end_frame}" if end_frame is not None else ""
     width, height = analysis_size
     graph = (
-        f"[0:v:0]fps=fps={_rate(fps)}:start_time=0:round=near,trim=start_pts={first}{end},setpts=PTS-STARTPTS,"
+        f"[0:v:0]{proxy_fps_filter(fps)},trim=start_pts={first}{end},setpts=PTS-STARTPTS,"
         f"{proxy_scale_filter()},split=2[whole][small];"
         f"[whole]trim=start_pts={start_frame - first},setpts=PTS-STARTPTS[chunk];"
         f"[small]scale={width}:{height}:flags=bilinear,format=bgr24[scan]"
     )
     if not scan:
         graph = (
-            f"[0:v:0]fps=fps={_rate(fps)}:start_time=0:round=near,trim=start_pts={start_frame}{end},"
+            f"[0:v:0]{proxy_fps_filter(fps)},trim=start_pts={start_frame}{end},"
             f"setpts=PTS-STARTPTS,{proxy_scale_filter()}[chunk]"
         )
     scan_output = ["-map", "[scan]", "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"] if scan else []
@@ -245,6 +251,8 @@ def chunk_args(
         "-r",
         _rate(fps),
         *frames,
+        "-movie_timescale",
+        str(track_timescale(fps)),
         *_FASTSTART,
         "-f",
         "mp4",
@@ -292,6 +300,21 @@ def join_args(concat_list: PathLike, audio_source: PathLike, dst: PathLike, *, a
     ]
 
 
+def chunk_inpoint(start_frame: int, chunk_start: int, fps: Fraction) -> str:
+    """Where in its chunk a clip starts, for the concat list's `inpoint`: the frame's exact start."""
+    return seconds_arg(frame_time(start_frame - chunk_start, _check_fps(fps)))
+
+
+def track_timescale(fps: Fraction) -> int:
+    """The MP4 muxer's timescale for a video track at `fps` (its time base's denominator, doubled up to at
+    least 10000). Chunks must use it as their movie timescale too: with the default (1000) each chunk's
+    length is rounded up to a millisecond, and the concat demuxer would start every next chunk that late."""
+    scale = _check_fps(fps).numerator
+    while scale < 10000:
+        scale *= 2
+    return scale
+
+
 def chunked_segment_args(
     concat_list: PathLike,
     audio_source: PathLike | None,
@@ -304,9 +327,9 @@ def chunked_segment_args(
     audio_bitrate: str = "96k",
 ) -> list[str]:
     """Frames [start_frame, end_frame) of a proxy not yet joined: video copied from the chunks in
-    `concat_list` (the first starting at frame `offset_frames`), audio encoded from the source's span.
+    `concat_list`, audio encoded from the source's span.
 
-    The concat demuxer seeks like a file: in all-intra chunks the frame itself. The audio is cut from the
+    The list starts the first chunk at the clip's first frame (`chunk_inpoint`); the audio is cut from the
     source (accurate seek, so sample-exact at the clip's start): the whole-file audio exists only once the
     proxy is joined, and a few seconds of AAC cost next to nothing.
     """
@@ -337,8 +360,6 @@ def chunked_segment_args(
         "0",
         "-protocol_whitelist",
         "file,http,https,tcp,tls,crypto",  # the list names the chunks by signed URL
-        "-ss",
-        seconds_arg(frame_time(start_frame - offset_frames, fps)),
         "-i",
         os.fspath(concat_list),
         *audio,

@@ -115,8 +115,10 @@ def count_packets_args(path_or_url: str | os.PathLike[str], stream_index: int) -
     ]
 
 
-def probe(path_or_url: str | os.PathLike[str], *, timeout: float) -> MediaInfo:
-    """Describe a video, or raise `UnsupportedMedia` (bad input) / `MediaUnreachable` (URL trouble)."""
+def probe(path_or_url: str | os.PathLike[str], *, timeout: float, min_frames: int = MIN_FRAMES) -> MediaInfo:
+    """Describe a video, or raise `UnsupportedMedia` (bad input) / `MediaUnreachable` (URL trouble).
+
+    `min_frames=1` is for our own pieces of a proxy: the last chunk of a video may be one frame."""
     source = os.fspath(path_or_url)
     remote = is_url(source)
     if not remote:
@@ -125,10 +127,15 @@ def probe(path_or_url: str | os.PathLike[str], *, timeout: float) -> MediaInfo:
         data = json.loads(run_tool(probe_args(source), timeout=timeout).stdout_text or "{}")
     except MediaToolError as exc:
         raise _explain_failure(source, exc, remote) from exc
-    return describe(data, frame_counter=lambda index: _count_packets(source, index, timeout))
+    return describe(data, frame_counter=lambda index: _count_packets(source, index, timeout), min_frames=min_frames)
 
 
-def describe(data: dict[str, Any], *, frame_counter: Callable[[int], int | None] | None = None) -> MediaInfo:
+def describe(
+    data: dict[str, Any],
+    *,
+    frame_counter: Callable[[int], int | None] | None = None,
+    min_frames: int = MIN_FRAMES,
+) -> MediaInfo:
     """Turn ffprobe's `-show_format -show_streams` JSON into MediaInfo (pure, given a frame counter)."""
     streams: list[dict[str, Any]] = data.get("streams") or []
     fmt: dict[str, Any] = data.get("format") or {}
@@ -166,10 +173,10 @@ def describe(data: dict[str, Any], *, frame_counter: Callable[[int], int | None]
         raise UnsupportedMedia("The video's frames cannot be counted; the file may be damaged.", reason="no_frames")
     if frame_count == 1 and codec in _STILL_CODECS:
         raise UnsupportedMedia(f"This is a still image ({codec}), not a video.", reason="still_image")
-    if frame_count < MIN_FRAMES:
+    if frame_count < min_frames:
         noun = "frame" if frame_count == 1 else "frames"
         raise UnsupportedMedia(
-            f"The video has only {frame_count} {noun}; need at least {MIN_FRAMES}.", reason="too_few_frames"
+            f"The video has only {frame_count} {noun}; need at least {min_frames}.", reason="too_few_frames"
         )
 
     duration = _float(video.get("duration")) or _float(fmt.get("duration")) or float(frame_count / fps)

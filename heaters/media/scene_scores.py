@@ -11,8 +11,8 @@ frame. So:
   neighbours, so the chunks of a video are scored in parallel, in the same decode that encodes them.
 * `replay_cuts` runs the library's own detector over the scores of frames [0, n), with the pixel work
   replaced by a lookup. Replaying a prefix gives exactly the cuts a single pass had emitted by then,
-  so the cuts of the scanned part are final as soon as it is scanned. A replay of 18 000 frames takes
-  milliseconds, so it simply starts from frame 0 each time a chunk arrives.
+  so the cuts of the scanned part are final as soon as it is scanned. `Replay` keeps the detector between
+  chunks (pickled with the video), so each chunk's scan resumes where the last one stopped.
 
 `tests/media/test_scene_scores.py` checks that scoring and replay give the single pass's cuts.
 """

@@ -14,6 +14,7 @@ import reflex as rx
 from heaters import events, live
 from heaters.adapters import get_storage
 from heaters.components.layout import signed_in_page
+from heaters.components.progress import ingest_bar, ingest_view
 from heaters.db import unit_of_work
 from heaters.errors import HeatersError, NotFound
 from heaters.models import ClipState, VideoState
@@ -44,6 +45,8 @@ def _row(video: dict[str, Any]) -> dict[str, Any]:
         "clips": sum(1 for c in clips if c["state"] != ClipState.ARCHIVED),  # archived: replaced by a split or merge
         "pending": sum(1 for c in clips if c["state"] == ClipState.PENDING_REVIEW),
         "duration": f"{video['duration_seconds']:.1f} s" if video["duration_seconds"] else "",
+        # A chunked encode: chunks done / total, the part scanned, the clips out so far (inactive otherwise).
+        "ingest": ingest_view(video),
     }
 
 
@@ -267,8 +270,12 @@ def _video_row(video: Any) -> rx.Component:
                 rx.badge(
                     video["state"], color_scheme=rx.match(video["tone"], ("ready", "green"), ("failed", "red"), "blue")
                 ),
-                rx.cond(video["progress"].to(int) >= 0, rx.text(video["progress"].to_string() + "%", size="1")),
+                rx.cond(
+                    (video["progress"].to(int) >= 0) & ~video["ingest"].to(dict)["active"].to(bool),
+                    rx.text(video["progress"].to_string() + "%", size="1"),
+                ),
             ),
+            rx.cond(video["ingest"].to(dict)["active"].to(bool), ingest_bar(video["ingest"], margin_top="0.35em")),
             class_name="video-state",
         ),
         rx.table.cell(video["clips"]),

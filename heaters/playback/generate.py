@@ -18,6 +18,7 @@ from heaters import metrics
 from heaters.adapters import get_media_urls, get_playback_cache, get_storage
 from heaters.db import unit_of_work
 from heaters.errors import PermanentError
+from heaters.media.ffmpeg import chunk_inpoint
 from heaters.media.segments import copy_chunked_segment, copy_segment
 from heaters.pipeline.claims import worker_identity
 from heaters.pipeline.runner import error_message
@@ -60,7 +61,11 @@ def cut_from_chunks(job: service.GenerationJob, cache: PlaybackCache, *, timeout
     part = cache.partial(job.filename)
     listing = part.with_name(part.name + ".ffconcat")
     try:
-        write_concat_list([urls.get_url(key, expires_in=URL_TTL_SECONDS) for key, _ in job.chunks], listing)
+        write_concat_list(
+            [urls.get_url(key, expires_in=URL_TTL_SECONDS) for key, _ in job.chunks],
+            listing,
+            inpoint=chunk_inpoint(job.start_frame, job.chunks[0][1], job.fps),
+        )
         audio = get_storage().presigned_get(job.original_key, expires_in=URL_TTL_SECONDS) if job.original_key else None
         copy_chunked_segment(
             listing,

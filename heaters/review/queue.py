@@ -22,7 +22,8 @@ _ARCHIVED = ClipState.ARCHIVED.value  # replaced by a split or merge: history, n
 _CARDS = text(
     f"""
     SELECT c.id, c.source_video_id AS video_id, c.start_frame, c.end_frame, c.ingest_state AS state,
-           c.clip_identifier AS identifier, v.title, v.fps_num, v.fps_den, v.frame_count,
+           c.clip_identifier AS identifier, v.title, v.fps_num, v.fps_den,
+           coalesce(v.frame_count, v.scanned_frames) AS frame_count,
            p.id AS prev_id, p.ingest_state AS prev_state, p.grouped_with_clip_id AS prev_grouped,
            (pl.holder IS NOT NULL AND pl.holder <> :holder) AS prev_held_by_other,
            p.start_frame AS prev_start, p.end_frame AS prev_end,

@@ -113,7 +113,7 @@ def encode_chunk(
         _remove(partial)
         return EncodedChunk(None, 0, [], None)
     try:
-        info = probe(partial, timeout=deadline.probe())
+        info = probe(partial, timeout=deadline.probe(), min_frames=1)
         check_proxy(info, fps, min_frames=1)
         if info.frame_count != written or len(reader.scores) != written:
             raise ProxyContractError(
@@ -165,12 +165,18 @@ def check_tail(source: str, info: MediaInfo, *, timeout: float) -> None:
         )
 
 
-def write_concat_list(paths: Sequence[str | os.PathLike[str]], list_path: Path) -> Path:
-    """An ffconcat file naming each part (local paths or signed URLs), quoted as the demuxer expects."""
+def write_concat_list(paths: Sequence[str | os.PathLike[str]], list_path: Path, *, inpoint: str | None = None) -> Path:
+    """An ffconcat file naming each part (local paths or signed URLs), quoted as the demuxer expects.
+
+    `inpoint` starts the first part there (seconds, in its own timeline): the concat demuxer cannot seek
+    across parts whose durations it does not know, but it opens a part at its in point, which for all-intra
+    chunks is the frame itself, and starts the output's timestamps there."""
     lines = ["ffconcat version 1.0"]
-    for path in paths:
+    for number, path in enumerate(paths):
         quoted = os.fspath(path).replace("'", "'\\''")
         lines.append(f"file '{quoted}'")
+        if number == 0 and inpoint is not None:
+            lines.append(f"inpoint {inpoint}")
     list_path.write_text("\n".join(lines) + "\n")
     return list_path
 
@@ -187,6 +193,7 @@ def join_chunks(
 ) -> EncodedProxy:
     """The proxy: the chunks by stream copy plus the source's audio encoded once, verified as a single pass's."""
     deadline = _Deadline(timeout)
+    work_dir.mkdir(parents=True, exist_ok=True)
     final = work_dir / "proxy.mp4"
     partial = work_dir / "proxy.mp4.partial"
     listing = write_concat_list(chunks, work_dir / "chunks.ffconcat")

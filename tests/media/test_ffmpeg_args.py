@@ -48,7 +48,7 @@ def test_proxy_args() -> None:
         "-map",
         "0:a:0?",
         "-vf",
-        SCALE,
+        "fps=fps=30000/1001:start_time=0:round=near," + SCALE,
         "-fps_mode",
         "cfr",
         "-r",
@@ -463,3 +463,41 @@ def test_a_failed_encode_reports_ffmpegs_own_words(bad_inputs: dict[str, Path], 
         )
     assert "Invalid data found when processing input" in str(caught.value)
     assert "progress=" not in caught.value.stderr_tail
+
+
+def test_chunk_args_seek_with_cancelling_offsets_and_trim_by_output_frame() -> None:
+    args = ffmpeg.chunk_args("in.mp4", "c.mp4", fps=Fraction(30), start_frame=600, end_frame=1200,
+                             analysis_size=(256, 144))  # fmt: skip
+    seek = args[args.index("-ss") + 1]
+    assert seek == "20.000000" and args[args.index("-itsoffset") + 1] == seek
+    assert args.index("-noaccurate_seek") < args.index("-ss") < args.index("-i")
+    graph = args[args.index("-filter_complex") + 1]
+    assert graph.startswith("[0:v:0]fps=fps=30/1:start_time=0:round=near,trim=start_pts=599:end_pts=1200,")
+    assert "[whole]trim=start_pts=1," in graph and "scale=256:144:flags=bilinear,format=bgr24[scan]" in graph
+    assert args[args.index("-frames:v") + 1] == "600" and args[args.index("-movie_timescale") + 1] == "15360"
+    assert args[-3:] == ["-f", "rawvideo", "pipe:1"] and "-an" in args
+
+
+def test_the_first_and_the_open_last_chunk() -> None:
+    first = ffmpeg.chunk_args("in.mp4", "c.mp4", fps=Fraction(25), start_frame=0, end_frame=500,
+                              analysis_size=(256, 144))  # fmt: skip
+    graph = first[first.index("-filter_complex") + 1]
+    assert "trim=start_pts=0:end_pts=500," in graph and "[whole]trim=start_pts=0," in graph  # no reference frame
+    last = ffmpeg.chunk_args("in.mp4", "c.mp4", fps=Fraction(25), start_frame=500, end_frame=None,
+                             analysis_size=(256, 144), scan=False)  # fmt: skip
+    assert "-frames:v" not in last and "pipe:1" not in last and "end_pts" not in last[last.index("-filter_complex") + 1]
+    with pytest.raises(ValueError):
+        ffmpeg.chunk_args("in.mp4", "c.mp4", fps=Fraction(25), start_frame=10, end_frame=10, analysis_size=(2, 2))
+
+
+@pytest.mark.parametrize(
+    ("fps", "scale"),
+    [(Fraction(30), 15360), (Fraction(25), 12800), (Fraction(30000, 1001), 30000), (Fraction(60), 15360)],
+)
+def test_track_timescale_is_the_muxers(fps: Fraction, scale: int) -> None:
+    assert ffmpeg.track_timescale(fps) == scale
+
+
+def test_chunk_inpoint_is_the_frames_start_in_its_chunk() -> None:
+    assert ffmpeg.chunk_inpoint(1210, 1200, Fraction(30000, 1001)) == "0.333667"
+    assert ffmpeg.chunk_inpoint(600, 600, Fraction(30)) == "0.000000"

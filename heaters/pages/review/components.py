@@ -7,6 +7,7 @@ from typing import Any
 import reflex as rx
 
 from heaters import routes
+from heaters.components.progress import ingest_bar
 from heaters.pages.review.keys import review_keys
 from heaters.pages.review.state import ReviewState
 
@@ -181,6 +182,7 @@ def _about() -> rx.Component:
                 ),
                 align="center",
             ),
+            _ingest(),
             spacing="1",
             align="start",
         ),
@@ -191,6 +193,22 @@ def _about() -> rx.Component:
     )
 
 
+def _ingest() -> rx.Component:
+    """While the video is still encoded in chunks: how far, and that more clips will join the queue."""
+    return rx.cond(
+        ReviewState.ingest["active"].to(bool),
+        rx.hstack(
+            rx.text("Still encoding", size="1", weight="medium"),
+            ingest_bar(ReviewState.ingest, width="12em", inline=True),
+            align="center",
+            spacing="2",
+            wrap="wrap",
+            id="review-ingest",
+            title="The video is still being encoded and scanned: its new clips join the queue as they are cut.",
+        ),
+    )
+
+
 def _counts() -> rx.Component:
     return rx.text(
         rx.text.strong(ReviewState.video_pending, id="video-pending"),
@@ -198,6 +216,7 @@ def _counts() -> rx.Component:
         rx.text.strong(ReviewState.pending_total, id="pending-total"),
         " overall",
         size="2",
+        white_space="nowrap",
         id="review-counts",
     )
 
@@ -296,6 +315,7 @@ def _empty() -> rx.Component:
         ),
         _key_button("Undo", "Ctrl+Z", _script("command('undo')"), variant="soft", disabled=ReviewState.undo_depth == 0),
         _counts(),
+        _ingest(),
         rx.cond(ReviewState.timeline != "", _timeline()),
         spacing="3",
         width="100%",

@@ -15,6 +15,8 @@ from typing import Any
 import reflex as rx
 
 from heaters import events, live, routes
+from heaters.components.progress import NO_INGEST, ingest_view
+from heaters.db import unit_of_work
 from heaters.models import ReviewActionKind
 from heaters.review import queue, rules, screen, slots
 from heaters.review.errors import ReviewError
@@ -22,6 +24,7 @@ from heaters.review.leases import Reviewer
 from heaters.review.timeline import Timeline
 from heaters.settings import get_settings
 from heaters.state import AuthState
+from heaters.videos.repository import video_ingest
 
 KINDS = {k.value: k for k in ReviewActionKind}
 EMPTY_SLOT: dict[str, Any] = {
@@ -36,11 +39,29 @@ EMPTY_SLOT: dict[str, Any] = {
 }
 
 
+# Events after which a video's chunked-ingest bar is read again (once per web process, in live_prepare).
+INGEST_EVENTS = frozenset({"video.chunks", "video.clips_ready", "video.state"})
+
+
 def _int(value: Any, default: int = 0) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
         return default
+
+
+def _ingest(video_id: int) -> dict[str, Any]:
+    with unit_of_work() as session:
+        return ingest_view(video_ingest(session, video_id))
+
+
+def _news(video_id: int, *, with_timeline: bool) -> dict[str, Any]:
+    """What an ingest event means for the review page: the video's bar, and (new clips) its timeline."""
+    with unit_of_work() as session:
+        news: dict[str, Any] = {"ingest": ingest_view(video_ingest(session, video_id))}
+        if with_timeline:  # built once here, shared by every tab of this process (immutable)
+            news["timeline"] = Timeline.from_rows(queue.timeline(session, video_id))
+    return news
 
 
 class ReviewState(rx.State):
@@ -60,6 +81,7 @@ class ReviewState(rx.State):
     message_tone: str = "gray"
     show_help: bool = False
     video_filter: int = 0
+    ingest: dict[str, Any] = NO_INGEST  # the shown video's chunked encode and scan (heaters.components.progress)
 
     # Backend only: never sent to the browser.
     _queue: list[int] = []
@@ -113,8 +135,13 @@ class ReviewState(rx.State):
         # next clip (the others' are asked for when they come up): temp clips are made in this order.
         neighbours = [n for c in self._queue[:2] for n in (self._cards[c]["prev_id"], self._cards[c]["next_id"]) if n]
         wanted = list(dict.fromkeys([*self._queue, *neighbours]))
-        video = self._cards[self._queue[0]]["video_id"] if self._queue else self._timeline.video_id
+        video = self._cards[self._queue[0]]["video_id"] if self._queue else self.video_filter or self._timeline.video_id
         live.hub.watch(reviewer.holder, ReviewState, self._topics(set(wanted), video))
+        if not video:
+            self.ingest = dict(NO_INGEST)
+        elif reload_timeline or video != self.ingest.get("video_id"):
+            # Read once per video; from then on the video's events keep it current (see live_prepare).
+            self.ingest = await asyncio.to_thread(_ingest, video)
         shown = await asyncio.to_thread(
             screen.screen,
             reviewer,
@@ -292,12 +319,32 @@ class ReviewState(rx.State):
 
     # --- live updates (heaters.live) -----------------------------------------------------------
 
+    @classmethod
+    def live_prepare(cls, event: dict[str, Any]) -> dict[str, Any]:
+        """Once per web process and event: a video's ingest bar after its chunk, clip and state events, and
+        its timeline when clips were released (every tab on that video then draws the same, unread)."""
+        video_id = _int(event.get("video_id"))
+        if event.get("type") not in INGEST_EVENTS or not video_id:
+            return event
+        # Every review tab hears clips_ready (the counts); only the tabs showing the video need its news.
+        # (`receivers` only reads the hub's sets, in one C-level step each: safe from this thread.)
+        if not any(c is cls for _, c in live.hub.receivers([events.video_topic(video_id)])):
+            return event
+        return {**event, **_news(video_id, with_timeline=event.get("type") == "video.clips_ready")}
+
     def apply_events(self, batch: list[dict[str, Any]]) -> bool:
-        """Apply what the events carry; True when the queue itself must be settled again (one reload)."""
+        """Apply what the events carry; True when the queue itself must be settled again (one reload).
+
+        New clips of a video (a chunked scan releases them a few at a time) join the end of the queue if
+        it has room; the clip on screen and the ones prepared after it keep their place and their players.
+        """
         me = self._reviewer().tag
         reload = timeline = False
         for event in batch:
             kind = event.get("type")
+            video_id = _int(event.get("video_id"))
+            if "ingest" in event and video_id and video_id == self.ingest.get("video_id"):
+                self.ingest = event["ingest"]
             if "pending_total" in event:
                 self.pending_total = int(event["pending_total"])
                 if self._timeline.video_id == event.get("video_id"):
@@ -314,8 +361,19 @@ class ReviewState(rx.State):
                     self._cards, again = queue.reaction(dict(self._cards), list(self._queue), event, me)
                     reload |= again
             elif kind == "video.clips_ready":
+                if isinstance(event.get("timeline"), Timeline) and self._timeline.video_id == video_id:
+                    self._timeline = event["timeline"]
+                    timeline = True
                 room = len(self._queue) < len(self._slot_clips)
-                reload |= room and self.video_filter in (0, event.get("video_id"))
+                # A queued clip at the end of what was released may have a next clip now (the context strip).
+                edge = any(c["video_id"] == video_id and not c["next_id"] for c in self._cards.values())
+                reload |= (room and self.video_filter in (0, video_id)) or edge
+            elif kind == "video.chunks" and self._timeline.video_id == video_id:
+                # The timeline reaches as far as the scan (review.queue.timeline) until the proxy is whole.
+                scanned = _int(event.get("scanned_frames"))
+                if scanned > self._timeline.frame_count and self.ingest.get("active"):
+                    self._timeline = self._timeline._replace(frame_count=scanned)
+                    timeline = True
         self._render(timeline=timeline)
         return reload
 
