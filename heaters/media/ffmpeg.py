@@ -221,7 +221,7 @@ def chunk_args(
         f"[0:v:0]{proxy_fps_filter(fps)},trim=start_pts={first}{end},setpts=PTS-STARTPTS,"
         f"{proxy_scale_filter()},split=2[whole][small];"
         f"[whole]trim=start_pts={start_frame - first},setpts=PTS-STARTPTS[chunk];"
-        f"[small]scale={width}:{height}:flags=bilinear,format=bgr24[scan]"
+        f"[small]scale={width}:{height}:flags=fast_bilinear,format=bgr24[scan]"
     )
     if not scan:
         graph = (

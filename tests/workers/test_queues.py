@@ -38,7 +38,8 @@ def test_the_scheduler_follows_the_default_queue_unless_told() -> None:
 
 
 def test_long_queues_prefetch_one_message_per_thread() -> None:
-    assert worker_env(Queue.MEDIA_PROCESSING) == {"dramatiq_queue_prefetch": "1"}
+    assert worker_env(Queue.MEDIA_PROCESSING) == {"dramatiq_queue_prefetch": "1", "dramatiq_worker_timeout": "50"}
+    assert worker_env(Queue.ARCHIVAL) == {"dramatiq_queue_prefetch": "1"}
     assert worker_env(Queue.DEFAULT) == {}
     argv = worker_argv(Queue.EXPORTS)
     assert argv[argv.index("--queues") + 1] == "exports"
