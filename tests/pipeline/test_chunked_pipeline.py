@@ -238,3 +238,47 @@ def _framemd5(path: Path) -> list[str]:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return [line.rsplit(",", 1)[-1].strip() for line in out.stdout.splitlines() if line and not line.startswith("#")]
+
+
+def test_a_failed_chunk_fails_the_video_and_a_retry_keeps_what_was_done(
+    engine: Engine,
+    start_worker,
+    pipeline_env: dict[str, str],
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    source = synth.make_cut_video(
+        tmp_path / "retry.mp4", fps=Fraction(30), scene_frames=[150] * 6, width=1920, height=1080
+    )
+    env = {"PROXY_CHUNK_SECONDS": "5", "MASTER_ENABLED": "false"}
+    worker = start_worker(**env)
+    video_id = int(run_cli({**pipeline_env, **env}, "ingest", str(source.path)).stdout.strip())
+    wait_for(lambda: any(c["encoded_at"] for c in _chunks(engine, video_id)), timeout=180,
+             what="a first chunk", logs=[worker.log])  # fmt: skip
+    original = video_row(engine, video_id)["filepath"]
+    storage = get_storage()
+    storage.delete(original)  # the rest of the chunks cannot read their part any more
+
+    wait_for(lambda: video_row(engine, video_id)["ingest_state"] == "encoding_failed", timeout=180,
+             what="the video to fail", logs=[worker.log])  # fmt: skip
+    failed = video_row(engine, video_id)
+    assert failed["last_error"].startswith("Chunk "), failed["last_error"]
+    assert "Traceback" not in failed["last_error"] and len(failed["last_error"]) < 500
+    kept = {c["id"] for c in _chunks(engine, video_id) if c["encoded_at"] is not None}
+    assert kept and len(kept) < 6
+    shown = {c["id"]: (c["start_frame"], c["end_frame"]) for c in clip_rows(engine, video_id)}
+
+    storage.upload_file(source.path, original)  # the file is back: a retry finishes the video
+    result = run_cli({**pipeline_env, **env}, "retry", str(video_id))
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: _done(engine, video_id), timeout=240, what="the retried video", logs=[worker.log])
+
+    for chunk in _chunks(engine, video_id):
+        claim = claim_row(engine, "video.encode_chunk", chunk["id"])
+        assert claim is not None and claim["state"] == "succeeded"
+        if chunk["id"] in kept:
+            assert claim["attempts"] == 1, "a chunk encoded before the failure was encoded again"
+    clips = clip_rows(engine, video_id)
+    assert _boundaries(clips) == _expected(source)
+    for clip_id, bounds in shown.items():  # the clips shown before the failure are still the same clips
+        assert next((c["start_frame"], c["end_frame"]) for c in clips if c["id"] == clip_id) == bounds
+    assert video_row(engine, video_id)["last_error"] is None
