@@ -473,7 +473,7 @@ def test_chunk_args_seek_with_cancelling_offsets_and_trim_by_output_frame() -> N
     assert args.index("-noaccurate_seek") < args.index("-ss") < args.index("-i")
     graph = args[args.index("-filter_complex") + 1]
     assert graph.startswith("[0:v:0]fps=fps=30/1:start_time=0:round=near,trim=start_pts=599:end_pts=1200,")
-    assert "[whole]trim=start_pts=1," in graph and "scale=256:144:flags=bilinear,format=bgr24[scan]" in graph
+    assert "[whole]trim=start_pts=1," in graph and "scale=256:144:flags=fast_bilinear,format=bgr24[scan]" in graph
     assert args[args.index("-frames:v") + 1] == "600" and args[args.index("-movie_timescale") + 1] == "15360"
     assert args[-3:] == ["-f", "rawvideo", "pipe:1"] and "-an" in args
 
