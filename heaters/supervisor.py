@@ -140,6 +140,7 @@ class ProcessGroup:
         self._signal: int | None = None
         self._stopping = False
         self._stopped = False
+        self._leader_only: set[str] = set()
 
     # --- output
     def _emit(self, name: str, line: str) -> None:
@@ -173,10 +174,19 @@ class ProcessGroup:
         env: Mapping[str, str] | None = None,
         cwd: Path | str | None = None,
         inherit_env: bool = True,
+        stop_leader_only: bool = False,
     ) -> subprocess.Popen[bytes]:
-        """Start a child; ``env`` is added to ours (or replaces it with ``inherit_env=False``)."""
+        """Start a child; ``env`` is added to ours (or replaces it with ``inherit_env=False``).
+
+        ``stop_leader_only``: the graceful stop signals the child alone, not its process group, because it
+        stops its own children. Dramatiq's main process forwards SIGTERM to its worker processes, and a worker
+        process takes a second SIGTERM (the group's) as "kill now": its running jobs would die instead of
+        finishing. The SIGKILL after ``stop_timeout`` still goes to the whole group.
+        """
         if name in self.children:
             raise ValueError(f"a child named {name!r} already runs")
+        if stop_leader_only:
+            self._leader_only.add(name)
         child_env = {**(os.environ if inherit_env else {}), **(env or {})}
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         proc = subprocess.Popen(
@@ -248,7 +258,11 @@ class ProcessGroup:
             running = [(n, p) for n, p in reversed(self.children.items()) if self._alive(p)]
             for name, proc in running:
                 self._emit(self.SUPERVISOR, f"stopping {name} (pid {proc.pid})")
-                self._signal_group(proc, signal.SIGTERM)
+                if name in self._leader_only:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(proc.pid, signal.SIGTERM)
+                else:
+                    self._signal_group(proc, signal.SIGTERM)
             deadline = time.monotonic() + self.stop_timeout
             while any(self._alive(p) for _, p in running) and time.monotonic() < deadline:
                 if self._force.is_set():

@@ -60,7 +60,12 @@ def run_workers() -> int:
     if settings.metrics_port:
         metrics.serve(settings.bind_host, settings.metrics_port)
     for queue in queues:
-        group.start(f"worker:{queue.value}", worker_argv(queue), env={**worker_env(queue), **metrics_env})
+        group.start(
+            f"worker:{queue.value}",
+            worker_argv(queue),
+            env={**worker_env(queue), **metrics_env},
+            stop_leader_only=True,  # Dramatiq stops its worker processes itself, letting running jobs finish
+        )
     if scheduler_wanted(settings.scheduler_enabled, queues):
         # However many processes run a schedule, each tick is claimed once in Postgres.
         group.start("scheduler", [str(Path(sys.executable).with_name("heaters")), "scheduler"])

@@ -4,6 +4,7 @@ output prefixed with their name, and no orphan left after a signal or a child's 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import re
 import signal
@@ -142,3 +143,49 @@ def test_process_group_stops_everything_when_a_child_dies() -> None:
     assert_gone(sleeper.pid)
     assert FakeStack.stopped
     assert any(re.match(r"crasher +\| about to fail", line) for line in lines), lines
+
+
+# A child that stops its own children (as Dramatiq's main process does): it forwards SIGTERM to a
+# grandchild in its process group. The grandchild records who sent it SIGTERM (sigwaitinfo's si_pid).
+FORWARDER = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    record = sys.argv[1]
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    child = os.fork()
+    if child == 0:
+        info = signal.sigwaitinfo({signal.SIGTERM})
+        with open(record, "w") as out:
+            out.write(str(info.si_pid))
+        os._exit(0)
+    def forward(signum, frame):
+        os.kill(child, signal.SIGTERM)
+        os.waitpid(child, 0)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    while True:
+        time.sleep(0.1)
+    """
+)
+
+
+@pytest.mark.parametrize("leader_only", [True, False])
+def test_a_child_that_stops_its_own_children_is_signalled_alone(leader_only: bool, tmp_path: Path) -> None:
+    record = tmp_path / "sender"
+    group = ProcessGroup(stop_timeout=10.0)
+    proc = group.start("forwarder", [sys.executable, "-c", FORWARDER, str(record)], stop_leader_only=leader_only)
+    _wait_for_grandchild(proc.pid)  # it inherits SIGTERM blocked: a signal before its sigwaitinfo waits
+    group.shutdown()
+    sender = int(record.read_text())
+    if leader_only:  # the grandchild heard only its parent's forwarded SIGTERM: one stop, not two
+        assert sender == proc.pid
+    else:  # the whole group heard ours first: a Dramatiq worker process would take the forward as "kill"
+        assert sender == os.getpid()
+
+
+def _wait_for_grandchild(pid: int) -> None:
+    deadline = time.monotonic() + 30
+    while not subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the forwarder's child never started"
+        time.sleep(0.05)
