@@ -8,6 +8,7 @@ released clips straight into the database, then publishes the events a chunk's j
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -308,6 +309,11 @@ def test_clips_released_a_few_at_a_time_join_an_open_review_queue(
     page.keyboard.press("a")
     expect(page.locator('[data-testid="player"]')).to_have_attribute("data-clip-id", str(ids[1]))
     expect(page.locator("#review-position")).to_have_text("Clip 2 of 7 in this video")
+    # The next chunk's event counts the pending clips from the database: the approval must be in it first.
+    deadline = time.monotonic() + 30
+    while _state(engine, first) != "review_approved":
+        assert time.monotonic() < deadline, f"the approval of clip {first} never reached the database"
+        time.sleep(0.1)
 
     # The last chunk: the scan is complete, then the join makes the video ready and the bar goes.
     encode_chunks(engine, video_id, [3], scanned=frames, clips=_bounds(7, 7), finished=True)
@@ -348,3 +354,10 @@ def test_an_empty_queue_for_a_video_still_encoding_fills_as_its_first_clips_appe
     expect(ingest.locator(".ingest-chunks")).to_have_text("2/4 chunks encoded")
     expect(ingest.locator(".ingest-clips")).to_have_text("3 clips ready")
     expect(page.locator("#video-pending")).to_have_text("3")
+
+
+def _state(engine: Engine, clip_id: int) -> str:
+    with engine.connect() as connection:
+        return str(
+            connection.execute(text("SELECT ingest_state FROM clips WHERE id = :c"), {"c": clip_id}).scalar_one()
+        )
