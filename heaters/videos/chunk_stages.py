@@ -23,7 +23,7 @@ from heaters.adapters import get_storage
 from heaters.clips.repository import pending_counts
 from heaters.clips.segments import segment_identifier
 from heaters.db import unit_of_work
-from heaters.errors import InvalidTransition, NotFound, PermanentError
+from heaters.errors import InvalidTransition, NotFound, PermanentError, TransientError
 from heaters.media.ffmpeg import proxy_fps
 from heaters.media.probe import UnsupportedMedia, probe
 from heaters.media.scene_scores import Replay, analysis_size, pack_scores, settle_frames, unpack_scores
@@ -167,6 +167,7 @@ def run_encode_chunk(ctx: StageContext) -> None:
         start, end = chunk.start_frame, chunk.end_frame
         size = (chunk.analysis_width, chunk.analysis_height)
         original_key, fps = video.filepath, video.fps
+        expected_total = round(Fraction(video.duration_seconds or 0.0) * fps)
 
     url = get_storage().presigned_get(original_key, expires_in=SOURCE_URL_TTL_SECONDS)
     encoded = encode_chunk(
@@ -182,6 +183,7 @@ def run_encode_chunk(ctx: StageContext) -> None:
         on_progress=ctx.progress,
     )
     ctx.check()
+    _check_reached(start, end, encoded.frames, expected_total, fps)
     key = None
     if encoded.path is not None:
         key = keys.chunk_key(video_id, index)
@@ -241,6 +243,21 @@ def run_encode_chunk(ctx: StageContext) -> None:
         encoded.frames,
         outcome.new_clips,
     )
+
+
+def _check_reached(start: int, end: int | None, frames: int, expected_total: int, fps: Fraction) -> None:
+    """A chunk may come out short only at the source's end. FFmpeg stops quietly (exit 0) when its input
+    fails mid-read (an HTTP error, the object gone), and that must never pass for "the video ended here":
+    it would cut the video short. The tolerance is the proxy check's, max(0.5 s, 2 %)."""
+    if end is not None and frames == end - start:
+        return
+    reached = start + frames
+    slack = max(round(fps / 2), round(expected_total * 0.02))
+    if reached < expected_total - slack:
+        raise TransientError(
+            f"The original could be read only to frame {reached} of about {expected_total} for the chunk "
+            f"from frame {start}; it may be unavailable right now."
+        )
 
 
 class ReleaseOutcome:
