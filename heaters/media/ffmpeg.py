@@ -126,24 +126,7 @@ def proxy_args(
         "cfr",
         "-r",
         _rate(_check_fps(fps)),
-        "-c:v",
-        "libx264",
-        "-preset",
-        preset,
-        "-crf",
-        str(crf),
-        "-pix_fmt",
-        "yuv420p",
-        "-profile:v",
-        "high",
-        "-level:v",
-        "4.2",
-        "-g",
-        "1",
-        "-keyint_min",
-        "1",
-        "-sc_threshold",
-        "0",
+        *_x264_intra(crf, preset),
         "-c:a",
         "aac",
         "-b:a",
@@ -160,6 +143,7 @@ def proxy_args(
 
 
 def _x264_intra(crf: int, preset: str) -> list[str]:
+    """The proxy's video encoder settings, one definition for the single pass and every chunk."""
     return [
         "-c:v",
         "libx264",
@@ -260,6 +244,25 @@ def chunk_args(
         "pipe:2",
         os.fspath(dst),
         *scan_output,
+    ]
+
+
+def tail_decode_args(src: PathLike, *, start_seconds: float) -> list[str]:
+    """Decode the video from `start_seconds` to the end and discard it; `-progress` counts the frames."""
+    return [
+        FFMPEG,
+        *_COMMON,
+        "-ss",
+        f"{start_seconds:.6f}",
+        "-i",
+        os.fspath(src),
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-progress",
+        "pipe:2",
+        "-",
     ]
 
 

@@ -8,7 +8,6 @@ chunk is never decoded a second time for detection (docs/benchmarks.md compares 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from heaters.errors import PermanentError
-from heaters.media.ffmpeg import ProgressParser, chunk_args, join_args
+from heaters.media.ffmpeg import ProgressParser, chunk_args, join_args, tail_decode_args
 from heaters.media.probe import MediaInfo, UnsupportedMedia, probe
 from heaters.media.scene_scores import FrameScorer
 from heaters.media.scenes import DetectorName
@@ -27,6 +26,7 @@ from heaters.videos.encode import (
     EncodedProxy,
     ProxyContractError,
     _Deadline,
+    _remove,
     _run_encode,
     check_complete,
     check_proxy,
@@ -137,26 +137,7 @@ def check_tail(source: str, info: MediaInfo, *, timeout: float) -> None:
     sees its full length) fails here, before any chunk is encoded or any clip is shown."""
     start = max(0.0, info.duration_seconds - TAIL_SECONDS)
     parser = ProgressParser()
-    args = [
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-nostats",
-        "-loglevel",
-        "error",
-        "-ss",
-        f"{start:.6f}",
-        "-i",
-        source,
-        "-map",
-        "0:v:0",
-        "-f",
-        "null",
-        "-progress",
-        "pipe:2",
-        "-",
-    ]
-    run_tool(args, timeout=timeout, on_stderr_line=parser)
+    run_tool(tail_decode_args(source, start_seconds=start), timeout=timeout, on_stderr_line=parser)
     if not parser.frames:
         raise UnsupportedMedia(
             f"The file is incomplete: its last seconds (from {start:.1f} of {info.duration_seconds:.1f} s) "
@@ -217,8 +198,3 @@ def join_chunks(
         raise
     os.replace(partial, final)
     return EncodedProxy(final, info, source_info)
-
-
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()

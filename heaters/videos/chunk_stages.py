@@ -12,10 +12,12 @@ the chunk files.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import defer
 from sqlmodel import Session, col
 
 from heaters import events
@@ -27,6 +29,7 @@ from heaters.errors import InvalidTransition, NotFound, PermanentError, Transien
 from heaters.media.ffmpeg import proxy_fps
 from heaters.media.probe import UnsupportedMedia, probe
 from heaters.media.scene_scores import Replay, analysis_size, pack_scores, settle_frames, unpack_scores
+from heaters.media.scenes import DetectedCut
 from heaters.models import Clip, ClipState, Cut, ProxyChunk, SourceVideo, VideoState
 from heaters.pipeline import claims
 from heaters.pipeline.dispatch import schedule
@@ -51,13 +54,24 @@ def _video(session: Session, video_id: int, *, lock: bool = False) -> SourceVide
 
 
 def _chunks(session: Session, video_id: int) -> list[ProxyChunk]:
+    """A video's chunks without their scores: the scan reads only the scores it has not fed yet (`_scores`)."""
     query = (
         select(ProxyChunk)
         .where(col(ProxyChunk.source_video_id) == video_id)
         .order_by(col(ProxyChunk.chunk_index))
+        .options(defer(ProxyChunk.scores))  # type: ignore[arg-type]
         .execution_options(populate_existing=True)
     )
     return list(session.execute(query).scalars().all())
+
+
+def _scores(session: Session, video_id: int, indexes: list[int]) -> dict[int, bytes]:
+    rows = session.execute(
+        select(col(ProxyChunk.chunk_index), col(ProxyChunk.scores))
+        .where(col(ProxyChunk.source_video_id) == video_id)
+        .where(col(ProxyChunk.chunk_index).in_(indexes))
+    ).all()
+    return {int(index): data or b"" for index, data in rows}
 
 
 def _publish_state(video_id: int, state: VideoState) -> None:
@@ -260,10 +274,13 @@ def _check_reached(start: int, end: int | None, frames: int, expected_total: int
         )
 
 
+@dataclass(frozen=True)
 class ReleaseOutcome:
-    def __init__(self, encoded: int, total: int, scanned_frames: int, new_clips: int, all_encoded: bool) -> None:
-        self.encoded, self.total, self.scanned_frames = encoded, total, scanned_frames
-        self.new_clips, self.all_encoded = new_clips, all_encoded
+    encoded: int
+    total: int
+    scanned_frames: int
+    new_clips: int
+    all_encoded: bool
 
 
 def release_scanned(session: Session, video: SourceVideo, settings: Settings) -> ReleaseOutcome:
@@ -276,7 +293,6 @@ def release_scanned(session: Session, video: SourceVideo, settings: Settings) ->
     states = [ChunkState(r.chunk_index, r.start_frame, r.end_frame, r.frame_count) for r in rows]
     check_contiguous(states)
     prefix = scanned_prefix(states)
-    by_index = {r.chunk_index: r for r in rows}
     finished = len(prefix) == len(rows)
     encoded = sum(1 for s in states if s.encoded)
     min_len = max(1, round(settings.min_scene_seconds * video.fps))
@@ -286,8 +302,10 @@ def release_scanned(session: Session, video: SourceVideo, settings: Settings) ->
     starts = {sum(c.frame_count or 0 for c in prefix[:i]): i for i in range(len(prefix) + 1)}
     if replay is None or replay.frames not in starts:  # no usable state: replay from frame 0
         replay = Replay(settings.scene_detector, **options)  # type: ignore[arg-type]
-    for chunk in prefix[starts[replay.frames] :]:
-        replay.feed(unpack_scores(by_index[chunk.index].scores or b""))
+    unfed = [chunk.index for chunk in prefix[starts[replay.frames] :]]
+    scores = _scores(session, video.id, unfed) if unfed else {}
+    for index in unfed:
+        replay.feed(unpack_scores(scores[index]))
     scanned = replay.frames
     new_clips = 0
     if finished and scanned < 2:
@@ -318,7 +336,9 @@ def release_scanned(session: Session, video: SourceVideo, settings: Settings) ->
     return ReleaseOutcome(encoded, len(rows), scanned, new_clips, finished)
 
 
-def _write_release(session: Session, video: SourceVideo, segments: list[tuple[int, int]], end_cuts: list) -> int:
+def _write_release(
+    session: Session, video: SourceVideo, segments: list[tuple[int, int]], end_cuts: list[DetectedCut]
+) -> int:
     assert video.id is not None
     first = (video.released_clips or 0) + 1
     for number, cut in enumerate(end_cuts, start=(video.released_clips or 0) + 1):

@@ -15,18 +15,19 @@ from sqlalchemy import Engine, text
 from heaters.adapters import get_playback_cache, get_storage
 from heaters.db import unit_of_work
 from heaters.playback import service as playback
-from tests.fixtures.workers import claim_row, clip_rows, collected_events, run_cli, video_row, wait_for
+from tests.fixtures.workers import (
+    chunk_rows,
+    claim_row,
+    clip_rows,
+    collected_events,
+    run_cli,
+    running_chunk,
+    video_row,
+    wait_for,
+)
 from tests.media import synth
 
 SCENE = 45  # frames per scene at 30 fps: cuts every 1.5 s
-
-
-def _chunks(engine: Engine, video_id: int) -> list[dict[str, Any]]:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT * FROM proxy_chunks WHERE source_video_id = :v ORDER BY chunk_index"), {"v": video_id}
-        ).mappings()
-        return [dict(r) for r in rows]
 
 
 def _done(engine: Engine, video_id: int) -> bool:
@@ -85,7 +86,7 @@ def test_clips_are_reviewable_while_later_chunks_encode_and_never_change(
         if not seen:
             return False
         if not temp_clip:  # asked for while the video is still being encoded
-            chunks = _chunks(engine, video_id)
+            chunks = chunk_rows(engine, video_id)
             temp_clip["chunks_pending"] = sum(1 for c in chunks if c["encoded_at"] is None)
             temp_clip["state"] = video_row(engine, video_id)["ingest_state"]
             first = min(seen, key=lambda i: seen[i][0])
@@ -108,7 +109,7 @@ def test_clips_are_reviewable_while_later_chunks_encode_and_never_change(
         wait_for(lambda: _record(seen) or _done(engine, video_id), timeout=240, what="the video to finish",
                  logs=[worker.log])  # fmt: skip
 
-    chunks = _chunks(engine, video_id)
+    chunks = chunk_rows(engine, video_id)
     assert len(chunks) == 12 and all(c["encoded_at"] is not None for c in chunks)
     assert temp_clip["state"] == "encoding" and temp_clip["chunks_pending"] > 0, temp_clip
     ready = [e for e in events if e["type"] == "video.clips_ready" and e["video_id"] == video_id]
@@ -137,11 +138,7 @@ def test_clips_are_reviewable_while_later_chunks_encode_and_never_change(
 
 def _kill_point(engine: Engine, video_id: int) -> bool:
     """At least one chunk done and another one running: the moment to kill the worker."""
-    chunks = _chunks(engine, video_id)
-    if not any(c["encoded_at"] for c in chunks):
-        return False
-    running = [claim_row(engine, "video.encode_chunk", c["id"]) for c in chunks if c["encoded_at"] is None]
-    return any(r and r["state"] == "running" for r in running)
+    return any(c["encoded_at"] for c in chunk_rows(engine, video_id)) and running_chunk(engine, video_id) is not None
 
 
 def test_a_worker_killed_mid_chunk_redoes_that_chunk_only(
@@ -161,7 +158,7 @@ def test_a_worker_killed_mid_chunk_redoes_that_chunk_only(
              logs=[first.log])  # fmt: skip
     first.kill()
 
-    chunks = _chunks(engine, video_id)
+    chunks = chunk_rows(engine, video_id)
     killed = [c for c in chunks if (claim_row(engine, "video.encode_chunk", c["id"]) or {}).get("state") == "running"]
     assert len(killed) == 1 and killed[0]["encoded_at"] is None
     done_before = {c["id"] for c in chunks if c["encoded_at"] is not None}
@@ -176,7 +173,7 @@ def test_a_worker_killed_mid_chunk_redoes_that_chunk_only(
     wait_for(redispatched, timeout=60, what="the killed chunk to be sent again", logs=[second.log])
     wait_for(lambda: _done(engine, video_id), timeout=240, what="the video to complete", logs=[second.log])
 
-    for chunk in _chunks(engine, video_id):
+    for chunk in chunk_rows(engine, video_id):
         claim = claim_row(engine, "video.encode_chunk", chunk["id"])
         assert claim is not None and claim["state"] == "succeeded"
         assert claim["attempts"] == (2 if chunk["id"] == killed[0]["id"] else 1), (chunk["chunk_index"], claim)
@@ -207,7 +204,7 @@ def test_two_workers_share_the_chunks_of_one_video(
     wait_for(lambda: _done(engine, video_id), timeout=240, what="the video to finish", logs=[w.log for w in workers])
 
     done_by = [w.log.read_text().count("video.encode_chunk.finished") for w in workers]
-    assert all(done_by) and sum(done_by) == len(_chunks(engine, video_id)) == 8, done_by
+    assert all(done_by) and sum(done_by) == len(chunk_rows(engine, video_id)) == 8, done_by
     clips = clip_rows(engine, video_id)
     assert _boundaries(clips) == _expected(source)
 
@@ -252,7 +249,7 @@ def test_a_failed_chunk_fails_the_video_and_a_retry_keeps_what_was_done(
     env = {"PROXY_CHUNK_SECONDS": "5", "MASTER_ENABLED": "false"}
     worker = start_worker(**env)
     video_id = int(run_cli({**pipeline_env, **env}, "ingest", str(source.path)).stdout.strip())
-    wait_for(lambda: any(c["encoded_at"] for c in _chunks(engine, video_id)), timeout=180,
+    wait_for(lambda: any(c["encoded_at"] for c in chunk_rows(engine, video_id)), timeout=180,
              what="a first chunk", logs=[worker.log])  # fmt: skip
     original = video_row(engine, video_id)["filepath"]
     storage = get_storage()
@@ -263,7 +260,7 @@ def test_a_failed_chunk_fails_the_video_and_a_retry_keeps_what_was_done(
     failed = video_row(engine, video_id)
     assert failed["last_error"].startswith("Chunk "), failed["last_error"]
     assert "Traceback" not in failed["last_error"] and len(failed["last_error"]) < 500
-    kept = {c["id"] for c in _chunks(engine, video_id) if c["encoded_at"] is not None}
+    kept = {c["id"] for c in chunk_rows(engine, video_id) if c["encoded_at"] is not None}
     assert kept and len(kept) < 6
     shown = {c["id"]: (c["start_frame"], c["end_frame"]) for c in clip_rows(engine, video_id)}
 
@@ -272,7 +269,7 @@ def test_a_failed_chunk_fails_the_video_and_a_retry_keeps_what_was_done(
     assert result.returncode == 0, result.stderr
     wait_for(lambda: _done(engine, video_id), timeout=240, what="the retried video", logs=[worker.log])
 
-    for chunk in _chunks(engine, video_id):
+    for chunk in chunk_rows(engine, video_id):
         claim = claim_row(engine, "video.encode_chunk", chunk["id"])
         assert claim is not None and claim["state"] == "succeeded"
         if chunk["id"] in kept:

@@ -7,21 +7,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from tests.fixtures.workers import claim_row, run_cli, wait_for
+from tests.fixtures.workers import claim_row, run_cli, running_chunk, wait_for
 from tests.media import synth
-
-
-def _running_chunk(engine: Engine, video_id: int) -> int | None:
-    with engine.connect() as connection:
-        ids = connection.execute(
-            text("SELECT id FROM proxy_chunks WHERE source_video_id = :v AND encoded_at IS NULL ORDER BY id"),
-            {"v": video_id},
-        ).scalars()
-        for chunk_id in ids:
-            claim = claim_row(engine, "video.encode_chunk", int(chunk_id))
-            if claim and claim["state"] == "running":
-                return int(chunk_id)
-    return None
 
 
 def test_a_stopped_worker_finishes_its_running_job_first(
@@ -36,7 +23,7 @@ def test_a_stopped_worker_finishes_its_running_job_first(
     env = {"PROXY_CHUNK_SECONDS": "5", "MASTER_ENABLED": "false"}
     worker = start_worker(queues="media_processing", **env)
     video_id = int(run_cli({**pipeline_env, **env}, "ingest", str(source.path)).stdout.strip())
-    chunk_id = wait_for(lambda: _running_chunk(engine, video_id), timeout=180, what="a chunk to run",
+    chunk_id = wait_for(lambda: running_chunk(engine, video_id), timeout=180, what="a chunk to run",
                         logs=[worker.log])  # fmt: skip
 
     worker.stop()  # SIGTERM to `heaters worker`, as Render and Ctrl-C send it
